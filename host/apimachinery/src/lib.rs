@@ -1,0 +1,16 @@
+//! Pure Kubernetes API machinery, shared by the embedded API server and (later) the host engine.
+//!
+//! Nothing in this crate does I/O: every function takes JSON values in and gives JSON values or typed
+//! errors out, so each piece is unit-tested on its own and the server only wires them to HTTP.
+//!
+//! - [`selector`]: label selectors (equality and set-based) and field selectors.
+//! - [`schema`]: structural `openAPIV3Schema` validation and pruning for custom resources.
+//! - [`strategic`]: strategic merge patch for built-in kinds.
+//! - [`fieldmanager`]: server-side apply and `managedFields` bookkeeping.
+//! - [`structure`]: how lists merge (atomic, set, map keyed by fields), the one fact SMP and SSA share.
+
+pub mod fieldmanager;
+pub mod schema;
+pub mod selector;
+pub mod strategic;
+pub mod structure;
