@@ -1,1 +1,12 @@
-fn main() {}
+//! Integration tests: real clients (kube-rs, kubectl) against the embedded API server over HTTP(S).
+//! One binary, one module per topic; `support` starts servers and builds clients.
+
+mod support;
+
+mod apiserver_crd;
+mod apiserver_crud;
+mod apiserver_deletion;
+mod apiserver_kubectl;
+mod apiserver_persistence;
+mod apiserver_ssa;
+mod apiserver_watch;

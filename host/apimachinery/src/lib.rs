@@ -7,9 +7,11 @@
 //! - [`schema`]: structural `openAPIV3Schema` validation and pruning for custom resources.
 //! - [`strategic`]: strategic merge patch for built-in kinds.
 //! - [`fieldmanager`]: server-side apply and `managedFields` bookkeeping.
+//! - [`protobuf`]: decoding the protobuf request bodies kubectl sends for a few built-in kinds.
 //! - [`structure`]: how lists merge (atomic, set, map keyed by fields), the one fact SMP and SSA share.
 
 pub mod fieldmanager;
+pub mod protobuf;
 pub mod schema;
 pub mod selector;
 pub mod strategic;

@@ -55,7 +55,9 @@ impl Structure for BuiltinStructure {
             ("metadata", "ownerReferences") => &["uid"],
             ("metadata", "finalizers") => return ListType::Set,
             (_, "containers" | "initContainers" | "ephemeralContainers") => &["name"],
-            ("containers" | "initContainers" | "ephemeralContainers", "ports") => &["containerPort", "protocol"],
+            ("containers" | "initContainers" | "ephemeralContainers", "ports") => {
+                &["containerPort", "protocol"]
+            }
             ("spec", "ports") => &["port", "protocol"],
             (_, "env") => &["name"],
             (_, "volumes") => &["name"],
@@ -64,7 +66,9 @@ impl Structure for BuiltinStructure {
             (_, "imagePullSecrets") => &["name"],
             (_, "hostAliases") => &["ip"],
             (_, "conditions") => &["type"],
-            (_, "resourceClaims") => &["name"],
+            (_, "resourceClaims" | "resourceClaimStatuses" | "schedulingGates" | "webhooks") => &["name"],
+            ("status", "podIPs" | "hostIPs") => &["ip"],
+            ("status", "addresses") => &["type"],
             (_, "topologySpreadConstraints") => &["topologyKey", "whenUnsatisfiable"],
             (_, "secrets") if parents.is_empty() => &["name"],
             _ => return ListType::Atomic,
@@ -80,13 +84,22 @@ mod tests {
     #[test]
     fn builtin_merge_keys_follow_the_go_types() {
         let s = BuiltinStructure;
-        assert_eq!(s.list_type(&["spec", "template", "spec", "containers"]), ListType::Map(vec!["name".into()]));
+        assert_eq!(
+            s.list_type(&["spec", "template", "spec", "containers"]),
+            ListType::Map(vec!["name".into()])
+        );
         assert_eq!(
             s.list_type(&["spec", "template", "spec", "containers", "ports"]),
             ListType::Map(vec!["containerPort".into(), "protocol".into()])
         );
-        assert_eq!(s.list_type(&["spec", "ports"]), ListType::Map(vec!["port".into(), "protocol".into()]));
+        assert_eq!(
+            s.list_type(&["spec", "ports"]),
+            ListType::Map(vec!["port".into(), "protocol".into()])
+        );
         assert_eq!(s.list_type(&["metadata", "finalizers"]), ListType::Set);
-        assert_eq!(s.list_type(&["spec", "template", "spec", "tolerations"]), ListType::Atomic);
+        assert_eq!(
+            s.list_type(&["spec", "template", "spec", "tolerations"]),
+            ListType::Atomic
+        );
     }
 }

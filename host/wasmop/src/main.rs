@@ -1,1 +1,58 @@
-fn main() {}
+//! `wasmop`: the host binary. Parses the command line, sets up logging and runs a subcommand.
+
+mod cli;
+
+use anyhow::Context;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use cli::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(&cli.log.log).context("invalid --log filter")?)
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Apiserver(args) => apiserver(args).await,
+    }
+}
+
+async fn apiserver(args: cli::ApiServerArgs) -> anyhow::Result<()> {
+    let server = wasmop_apiserver::ApiServer::start(args.config())
+        .await
+        .with_context(|| format!("starting the API server in {}", args.data_dir.display()))?;
+    let kubeconfig =
+        std::path::absolute(server.kubeconfig_path()).unwrap_or_else(|_| server.kubeconfig_path().into());
+    println!("wasmop API server listening on {}", server.url());
+    println!("kubeconfig: {}", kubeconfig.display());
+    println!("point kubectl at it:  export KUBECONFIG={}", kubeconfig.display());
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

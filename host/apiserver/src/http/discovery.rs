@@ -1,0 +1,208 @@
+//! Discovery documents: `/version`, the legacy `/api`, `/apis`, `/api/v1`, `/apis/{g}`, `/apis/{g}/{v}`
+//! and the aggregated `APIGroupDiscoveryList` (v2 and v2beta1) that kubectl and kube-rs ask for first.
+//! Everything is generated from the live registry, so a new CRD shows up at once.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::registry::{Registry, ResourceInfo};
+
+pub fn version() -> Value {
+    json!({
+        "major": "1",
+        "minor": "33",
+        "gitVersion": concat!("v1.33.0-wasmop.", env!("CARGO_PKG_VERSION")),
+        "gitCommit": "",
+        "gitTreeState": "clean",
+        "buildDate": "",
+        "goVersion": "",
+        "compiler": "rustc",
+        "platform": format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH),
+    })
+}
+
+/// `/api` (no `apiVersion` field, reference behaviour 7).
+pub fn core_versions(server_address: &str) -> Value {
+    json!({
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}],
+    })
+}
+
+fn api_group(group: &str, versions: &[String]) -> Value {
+    let vs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
+        .collect();
+    json!({"name": group, "versions": vs, "preferredVersion": vs.first().cloned().unwrap_or(Value::Null)})
+}
+
+/// `/apis`: every named group.
+pub fn group_list(registry: &Registry) -> Value {
+    let groups: Vec<Value> = registry
+        .groups()
+        .iter()
+        .filter(|(g, _)| !g.is_empty())
+        .map(|(g, vs)| api_group(g, &vs.iter().map(|(v, _)| v.clone()).collect::<Vec<_>>()))
+        .collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+/// `/apis/{group}`.
+pub fn group(registry: &Registry, group: &str) -> Option<Value> {
+    let groups = registry.groups();
+    let (_, vs) = groups.iter().find(|(g, _)| g == group)?;
+    let mut doc = api_group(group, &vs.iter().map(|(v, _)| v.clone()).collect::<Vec<_>>());
+    doc["kind"] = "APIGroup".into();
+    doc["apiVersion"] = "v1".into();
+    Some(doc)
+}
+
+fn sorted(resources: &[Arc<ResourceInfo>]) -> Vec<Arc<ResourceInfo>> {
+    let mut r = resources.to_vec();
+    r.sort_by(|a, b| a.plural.cmp(&b.plural));
+    r
+}
+
+/// `/api/v1` or `/apis/{group}/{version}`: the legacy `APIResourceList`.
+pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<Value> {
+    let groups = registry.groups();
+    let (_, vs) = groups.iter().find(|(g, _)| g == group)?;
+    let (_, resources) = vs.iter().find(|(v, _)| v == version)?;
+    let mut items = Vec::new();
+    for r in sorted(resources) {
+        let mut item = json!({
+            "name": r.plural,
+            "singularName": r.singular,
+            "namespaced": r.namespaced,
+            "kind": r.kind,
+            "verbs": r.verbs(),
+        });
+        if !r.short_names.is_empty() {
+            item["shortNames"] = json!(r.short_names);
+        }
+        if !r.categories.is_empty() {
+            item["categories"] = json!(r.categories);
+        }
+        items.push(item);
+        if r.status {
+            items.push(json!({"name": format!("{}/status", r.plural), "singularName": "", "namespaced": r.namespaced, "kind": r.kind, "verbs": ["get", "patch", "update"]}));
+        }
+        if r.scale.is_some() {
+            items.push(json!({"name": format!("{}/scale", r.plural), "singularName": "", "namespaced": r.namespaced, "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]}));
+        }
+    }
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    let mut doc = json!({"kind": "APIResourceList", "groupVersion": gv, "resources": items});
+    if !group.is_empty() {
+        doc["apiVersion"] = "v1".into();
+    }
+    Some(doc)
+}
+
+/// Which aggregated discovery version an `Accept` header asks for, if any.
+pub fn aggregated_version(accept: &str) -> Option<&'static str> {
+    for part in accept.split(',') {
+        let p = part.replace(' ', "");
+        if p.contains("as=APIGroupDiscoveryList") && p.contains("g=apidiscovery.k8s.io") {
+            if p.contains("v=v2beta1") {
+                return Some("v2beta1");
+            }
+            if p.contains("v=v2") {
+                return Some("v2");
+            }
+        }
+    }
+    None
+}
+
+/// The aggregated `APIGroupDiscoveryList` for the core group (`/api`) or the named groups (`/apis`).
+pub fn aggregated(registry: &Registry, core: bool, version: &str) -> Value {
+    let mut items = Vec::new();
+    for (group, versions) in registry.groups() {
+        if group.is_empty() != core {
+            continue;
+        }
+        let mut vs = Vec::new();
+        for (v, resources) in &versions {
+            let mut rs = Vec::new();
+            for r in sorted(resources) {
+                let kind = |k: &str| {
+                    if r.is_custom() {
+                        json!({"group": r.group, "version": r.version, "kind": k})
+                    } else {
+                        json!({"group": "", "version": "", "kind": k})
+                    }
+                };
+                let mut item = json!({
+                    "resource": r.plural,
+                    "responseKind": kind(&r.kind),
+                    "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+                    "singularResource": r.singular,
+                    "verbs": r.verbs(),
+                });
+                if !r.short_names.is_empty() {
+                    item["shortNames"] = json!(r.short_names);
+                }
+                if !r.categories.is_empty() {
+                    item["categories"] = json!(r.categories);
+                }
+                let mut subs = Vec::new();
+                if r.status {
+                    subs.push(json!({"subresource": "status", "responseKind": kind(&r.kind), "verbs": ["get", "patch", "update"]}));
+                }
+                if r.scale.is_some() {
+                    subs.push(json!({"subresource": "scale", "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"}, "verbs": ["get", "patch", "update"]}));
+                }
+                if !subs.is_empty() {
+                    item["subresources"] = Value::Array(subs);
+                }
+                rs.push(item);
+            }
+            vs.push(json!({"version": v, "resources": rs, "freshness": "Current"}));
+        }
+        let metadata = if core {
+            json!({"creationTimestamp": null})
+        } else {
+            json!({"name": group, "creationTimestamp": null})
+        };
+        items.push(json!({"metadata": metadata, "versions": vs}));
+    }
+    json!({"kind": "APIGroupDiscoveryList", "apiVersion": format!("apidiscovery.k8s.io/{version}"), "metadata": {}, "items": items})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubectl_accept_headers_pick_a_discovery_version() {
+        let k128 =
+            "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+        assert_eq!(aggregated_version(k128), Some("v2beta1"));
+        let k132 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+        assert_eq!(aggregated_version(k132), Some("v2"));
+        assert_eq!(aggregated_version("application/json"), None);
+    }
+
+    #[test]
+    fn legacy_documents_list_subresources() {
+        let reg = Registry::default();
+        let apps = resource_list(&reg, "apps", "v1").unwrap();
+        let names: Vec<&str> = apps["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert!(names.contains(&"deployments/status") && names.contains(&"deployments/scale"));
+        assert_eq!(apps["apiVersion"], "v1");
+        assert!(resource_list(&reg, "", "v1").unwrap().get("apiVersion").is_none());
+    }
+}

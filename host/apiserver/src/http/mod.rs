@@ -1,0 +1,600 @@
+//! HTTP front end: authentication, fault injection, routing of Kubernetes REST paths to the verbs in
+//! [`crate::objects`], and the wire format of a real API server (compact JSON plus newline, pretty for
+//! curl, `Status` errors, `Warning` headers, Table output for kubectl).
+
+pub mod discovery;
+pub mod openapi;
+pub mod table;
+pub mod watch;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::response::Response;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use serde_json::Value;
+
+use crate::Core;
+use crate::admission::FieldValidation;
+use crate::error::{ApiError, ApiResult};
+use crate::objects::{self, DeleteOptions, ListOptions, WriteOptions};
+use crate::patch::PatchType;
+use crate::registry::ResourceInfo;
+
+/// Request bodies larger than this are refused (a real server allows 3 MiB objects).
+const MAX_BODY: usize = 8 * 1024 * 1024;
+
+pub fn router(core: Arc<Core>) -> axum::Router {
+    axum::Router::new().fallback(handle).with_state(core)
+}
+
+/// Query parameters, last value wins.
+#[derive(Debug, Default)]
+pub struct Query(HashMap<String, String>);
+
+impl Query {
+    fn parse(q: Option<&str>) -> Query {
+        Query(
+            form_urlencoded::parse(q.unwrap_or("").as_bytes())
+                .into_owned()
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0.get(k).map(String::as_str)
+    }
+
+    pub fn flag(&self, k: &str) -> bool {
+        matches!(self.get(k), Some("true" | "1"))
+    }
+}
+
+/// How to render a response body.
+#[derive(Debug, Clone, Copy)]
+pub struct Format {
+    pretty: bool,
+    table: bool,
+}
+
+impl Format {
+    fn from_request(headers: &HeaderMap, query: &Query) -> Format {
+        let ua = headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let pretty =
+            query.flag("pretty") || ["curl", "Wget", "Mozilla/5.0"].iter().any(|p| ua.starts_with(p));
+        let accept = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let table = accept
+            .split(',')
+            .next()
+            .is_some_and(|first| first.contains("as=Table"));
+        Format { pretty, table }
+    }
+}
+
+pub fn json_bytes(value: &Value, pretty: bool) -> Vec<u8> {
+    if pretty {
+        serde_json::to_vec_pretty(value).unwrap_or_default()
+    } else {
+        let mut v = serde_json::to_vec(value).unwrap_or_default();
+        v.push(b'\n');
+        v
+    }
+}
+
+fn json_response(code: u16, value: &Value, pretty: bool) -> Response {
+    let mut resp = Response::new(Body::from(json_bytes(value, pretty)));
+    *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
+    resp
+}
+
+pub fn error_response(e: &ApiError, pretty: bool) -> Response {
+    let mut resp = json_response(e.code, &e.to_status(), pretty);
+    if let Some(secs) = e.retry_after
+        && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
+fn text_response(code: StatusCode, body: &'static str) -> Response {
+    let mut resp = Response::new(Body::from(body));
+    *resp.status_mut() = code;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
+    for w in warnings {
+        if let Ok(v) = HeaderValue::from_str(&format!("299 - {}", Value::String(w.clone()))) {
+            resp.headers_mut().append("Warning", v);
+        }
+    }
+    resp
+}
+
+/// Who is asking.
+enum Caller {
+    Authenticated,
+    Anonymous,
+    Invalid,
+}
+
+fn authenticate(core: &Core, headers: &HeaderMap) -> Caller {
+    match headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        None => Caller::Anonymous,
+        Some(v) => match v.strip_prefix("Bearer ") {
+            Some(t) if constant_time_eq(t.trim().as_bytes(), core.token.as_bytes()) => Caller::Authenticated,
+            _ => Caller::Invalid,
+        },
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn handle(State(core): State<Arc<Core>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let query = Query::parse(parts.uri.query());
+    let format = Format::from_request(&parts.headers, &query);
+    let path = parts.uri.path().trim_end_matches('/').to_string();
+    let public = matches!(path.as_str(), "/version" | "/healthz" | "/livez" | "/readyz");
+    match authenticate(&core, &parts.headers) {
+        Caller::Authenticated => {}
+        Caller::Invalid => return error_response(&ApiError::unauthorized(), format.pretty),
+        Caller::Anonymous if public && parts.method == Method::GET => {}
+        Caller::Anonymous => {
+            let e = ApiError::forbidden(
+                crate::error::ResourceRef {
+                    group: "",
+                    plural: "",
+                },
+                format!(
+                    "forbidden: User \"system:anonymous\" cannot {} path \"{}\"",
+                    parts.method.as_str().to_lowercase(),
+                    path
+                ),
+            );
+            return error_response(&e, format.pretty);
+        }
+    }
+    if !public && let Err(e) = core.faults.before_request().await {
+        return error_response(&e, format.pretty);
+    }
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            return error_response(
+                &ApiError::new(413, "RequestEntityTooLarge", "the request body is too large"),
+                format.pretty,
+            );
+        }
+    };
+    let ctx = RequestCtx {
+        core,
+        method: parts.method,
+        headers: parts.headers,
+        query,
+        format,
+        body,
+    };
+    match route(&ctx, &path).await {
+        Ok(resp) => resp,
+        Err(e) => error_response(&e, format.pretty),
+    }
+}
+
+/// Everything a handler needs about the request.
+pub struct RequestCtx {
+    pub core: Arc<Core>,
+    pub method: Method,
+    pub headers: HeaderMap,
+    pub query: Query,
+    pub format: Format,
+    pub body: Bytes,
+}
+
+impl RequestCtx {
+    fn header(&self, name: header::HeaderName) -> &str {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+
+    fn write_options(&self) -> ApiResult<WriteOptions> {
+        let explicit = self.query.get("fieldManager").filter(|m| !m.is_empty());
+        // Without ?fieldManager the manager is the User-Agent's product name (reference behaviour 17).
+        let manager = match explicit {
+            Some(m) => m.to_string(),
+            None => self
+                .header(header::USER_AGENT)
+                .split('/')
+                .next()
+                .unwrap_or("")
+                .to_string(),
+        };
+        if manager.len() > 128 {
+            return Err(ApiError::bad_request(
+                "fieldManager must be at most 128 characters",
+            ));
+        }
+        Ok(WriteOptions {
+            manager: if manager.is_empty() {
+                "unknown".into()
+            } else {
+                manager
+            },
+            manager_explicit: explicit.is_some(),
+            dry_run: self.query.get("dryRun").is_some_and(|v| v == "All"),
+            validation: FieldValidation::parse(self.query.get("fieldValidation"))?,
+            force: self.query.flag("force"),
+        })
+    }
+
+    fn list_options(&self) -> ListOptions {
+        let q = |k: &str| self.query.get(k).map(String::from);
+        ListOptions {
+            label_selector: q("labelSelector"),
+            field_selector: q("fieldSelector"),
+            limit: self.query.get("limit").and_then(|l| l.parse().ok()),
+            continue_token: q("continue"),
+            resource_version: q("resourceVersion"),
+            resource_version_match: q("resourceVersionMatch"),
+        }
+    }
+
+    fn delete_options(&self) -> ApiResult<DeleteOptions> {
+        let mut opts = DeleteOptions {
+            propagation: self.query.get("propagationPolicy").map(String::from),
+            orphan_dependents: self.query.get("orphanDependents").map(|v| v == "true"),
+            precondition_uid: None,
+            precondition_rv: None,
+            dry_run: self.query.get("dryRun").is_some_and(|v| v == "All"),
+        };
+        if !self.body.is_empty() {
+            let body: Value = serde_json::from_slice(&self.body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?;
+            opts.merge_body(&body);
+        }
+        Ok(opts)
+    }
+
+    fn json_body(&self, ri: &ResourceInfo) -> ApiResult<Value> {
+        let ct = self.header(header::CONTENT_TYPE);
+        let media = ct.split(';').next().unwrap_or("").trim();
+        let parsed = match media {
+            "" | "application/json" | "*/*" => {
+                serde_json::from_slice::<Value>(&self.body).map_err(|e| e.to_string())
+            }
+            "application/yaml" => serde_yaml::from_slice::<Value>(&self.body).map_err(|e| e.to_string()),
+            "application/vnd.kubernetes.protobuf" => {
+                return wasmop_apimachinery::protobuf::decode(&self.body).map_err(|e| match e {
+                    wasmop_apimachinery::protobuf::ProtobufError::UnsupportedKind { .. } => {
+                        ApiError::unsupported_media_type(e.to_string())
+                    }
+                    _ => ApiError::bad_request(e.to_string()),
+                });
+            }
+            _ => {
+                return Err(ApiError::unsupported_media_type(
+                    "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf",
+                ));
+            }
+        };
+        parsed.map_err(|e| {
+            let snippet: String = String::from_utf8_lossy(&self.body).chars().take(30).collect();
+            ApiError::bad_request(format!(
+                "the object provided is unrecognized (must be of type {}): couldn't get version/kind; json parse error: {e} ({snippet} ...)",
+                ri.kind
+            ))
+        })
+    }
+
+    fn respond(&self, code: u16, value: &Value) -> Response {
+        json_response(code, value, self.format.pretty)
+    }
+}
+
+/// Runs a blocking verb (it may wait on the store's fsync) off the async workers.
+async fn blocking<T, F>(f: F) -> ApiResult<T>
+where
+    F: FnOnce() -> ApiResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+}
+
+/// A parsed resource URL.
+#[derive(Debug, Clone)]
+struct Target {
+    ri: Arc<ResourceInfo>,
+    namespace: Option<String>,
+    name: Option<String>,
+    subresource: Option<String>,
+    watch_path: bool,
+}
+
+async fn route(ctx: &RequestCtx, path: &str) -> ApiResult<Response> {
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let registry = &ctx.core.registry;
+    match segs.as_slice() {
+        ["version"] => return Ok(json_response(200, &discovery::version(), true)),
+        ["healthz"] | ["livez"] | ["readyz"] => return Ok(text_response(StatusCode::OK, "ok")),
+        ["openapi", rest @ ..] => return openapi::serve(ctx, rest),
+        ["api"] => return discovery_response(ctx, true),
+        ["apis"] => return discovery_response(ctx, false),
+        ["api", "v1"] => {
+            return Ok(ctx.respond(
+                200,
+                &discovery::resource_list(registry, "", "v1").unwrap_or_default(),
+            ));
+        }
+        ["apis", group] => {
+            return match discovery::group(registry, group) {
+                Some(doc) => Ok(ctx.respond(200, &doc)),
+                None => Ok(text_response(StatusCode::NOT_FOUND, "404 page not found")),
+            };
+        }
+        ["apis", group, version] => {
+            return match discovery::resource_list(registry, group, version) {
+                Some(doc) => Ok(ctx.respond(200, &doc)),
+                None => Ok(text_response(StatusCode::NOT_FOUND, "404 page not found")),
+            };
+        }
+        _ => {}
+    }
+    let (group, version, rest) = match segs.as_slice() {
+        ["api", "v1", rest @ ..] => ("", "v1", rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return Ok(text_response(StatusCode::NOT_FOUND, "404 page not found")),
+    };
+    if registry
+        .groups()
+        .iter()
+        .all(|(g, vs)| g != group || vs.iter().all(|(v, _)| v != version))
+    {
+        return Ok(text_response(StatusCode::NOT_FOUND, "404 page not found"));
+    }
+    let (watch_path, rest) = match rest {
+        ["watch", rest @ ..] => (true, rest),
+        _ => (false, rest),
+    };
+    let lookup = |plural: &str| {
+        registry
+            .lookup(group, version, plural)
+            .ok_or_else(ApiError::resource_not_found)
+    };
+    let is_ns_sub = |s: &str| group.is_empty() && matches!(s, "status" | "finalize");
+    let target = match rest {
+        [res] => Target {
+            ri: lookup(res)?,
+            namespace: None,
+            name: None,
+            subresource: None,
+            watch_path,
+        },
+        ["namespaces", name, sub] if is_ns_sub(sub) => Target {
+            ri: lookup("namespaces")?,
+            namespace: None,
+            name: Some(name.to_string()),
+            subresource: Some(sub.to_string()),
+            watch_path,
+        },
+        ["namespaces", ns, res] => Target {
+            ri: lookup(res)?,
+            namespace: Some(ns.to_string()),
+            name: None,
+            subresource: None,
+            watch_path,
+        },
+        ["namespaces", ns, res, name] => Target {
+            ri: lookup(res)?,
+            namespace: Some(ns.to_string()),
+            name: Some(name.to_string()),
+            subresource: None,
+            watch_path,
+        },
+        ["namespaces", ns, res, name, sub] => Target {
+            ri: lookup(res)?,
+            namespace: Some(ns.to_string()),
+            name: Some(name.to_string()),
+            subresource: Some(sub.to_string()),
+            watch_path,
+        },
+        [res, name] => Target {
+            ri: lookup(res)?,
+            namespace: None,
+            name: Some(name.to_string()),
+            subresource: None,
+            watch_path,
+        },
+        [res, name, sub] => Target {
+            ri: lookup(res)?,
+            namespace: None,
+            name: Some(name.to_string()),
+            subresource: Some(sub.to_string()),
+            watch_path,
+        },
+        _ => return Err(ApiError::resource_not_found()),
+    };
+    // A namespaced resource addressed without a namespace is only valid for list/watch across all.
+    if target.ri.namespaced && target.namespace.is_none() && target.name.is_some() {
+        return Err(ApiError::resource_not_found());
+    }
+    if !target.ri.namespaced && target.namespace.is_some() {
+        return Err(ApiError::resource_not_found());
+    }
+    match target.subresource.as_deref() {
+        None => {}
+        Some("status") if target.ri.status => {}
+        Some("scale") if target.ri.scale.is_some() => {}
+        Some("finalize") if target.ri.plural == "namespaces" => {}
+        Some(_) => return Err(ApiError::resource_not_found()),
+    }
+    resource(ctx, target).await
+}
+
+fn discovery_response(ctx: &RequestCtx, core_group: bool) -> ApiResult<Response> {
+    let accept = ctx.header(header::ACCEPT);
+    let registry = &ctx.core.registry;
+    let Some(version) = discovery::aggregated_version(accept) else {
+        let doc = if core_group {
+            discovery::core_versions(ctx.header(header::HOST))
+        } else {
+            discovery::group_list(registry)
+        };
+        return Ok(ctx.respond(200, &doc));
+    };
+    let doc = discovery::aggregated(registry, core_group, version);
+    let bytes = json_bytes(&doc, ctx.format.pretty);
+    let etag = format!("\"{:016X}\"", fnv1a(&bytes));
+    let content_type = format!("application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList");
+    let mut resp = if ctx.header(header::IF_NONE_MATCH) == etag {
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else {
+        Response::new(Body::from(bytes))
+    };
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&content_type).expect("valid header"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public"));
+    h.insert(header::ETAG, HeaderValue::from_str(&etag).expect("valid header"));
+    h.insert(header::VARY, HeaderValue::from_static("Accept"));
+    Ok(resp)
+}
+
+/// A stable content hash for ETags.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
+    })
+}
+
+async fn resource(ctx: &RequestCtx, t: Target) -> ApiResult<Response> {
+    let core = ctx.core.clone();
+    let ri = t.ri.clone();
+    let ns = t.namespace.clone().unwrap_or_default();
+    let sub = t.subresource.clone();
+    match (&ctx.method, t.name.clone()) {
+        (&Method::GET, None) => {
+            if t.watch_path || ctx.query.flag("watch") {
+                return watch::serve(ctx, ri, t.namespace.clone()).await;
+            }
+            let opts = ctx.list_options();
+            if opts
+                .resource_version
+                .as_deref()
+                .is_some_and(|rv| rv != "0" && !rv.is_empty())
+            {
+                wait_for_revision(&core, opts.resource_version.as_deref().unwrap_or("")).await;
+            }
+            let list = objects::list(&core, &ri, t.namespace.as_deref(), &opts)?;
+            if ctx.format.table {
+                return Ok(ctx.respond(
+                    200,
+                    &table::list_table(&ri, &list, ctx.query.get("includeObject")),
+                ));
+            }
+            Ok(ctx.respond(200, &list))
+        }
+        (&Method::GET, Some(name)) => {
+            let obj = objects::get(&core, &ri, &ns, &name)?;
+            if sub.as_deref() == Some("scale") {
+                return Ok(ctx.respond(200, &table::scale_of(&ri, &obj)));
+            }
+            if ctx.format.table {
+                return Ok(ctx.respond(200, &table::one_table(&ri, &obj, ctx.query.get("includeObject"))));
+            }
+            Ok(ctx.respond(200, &obj))
+        }
+        (&Method::POST, None) => {
+            let body = ctx.json_body(&ri)?;
+            let opts = ctx.write_options()?;
+            let w = blocking(move || objects::create(&core, &ri, &ns, body, &opts)).await?;
+            Ok(with_warnings(ctx.respond(w.code, &w.object), &w.warnings))
+        }
+        (&Method::PUT, Some(name)) => {
+            let opts = ctx.write_options()?;
+            let mut body = ctx.json_body(&ri)?;
+            if sub.as_deref() == Some("scale") {
+                let current = objects::get(&core, &ri, &ns, &name)?;
+                body = table::apply_scale(&ri, current, &body)?;
+                let w = blocking(move || objects::update(&core, &ri, &ns, &name, None, body, &opts)).await?;
+                return Ok(ctx.respond(w.code, &table::scale_of(&t.ri, &w.object)));
+            }
+            let w = blocking(move || objects::update(&core, &ri, &ns, &name, sub.as_deref(), body, &opts))
+                .await?;
+            Ok(with_warnings(ctx.respond(w.code, &w.object), &w.warnings))
+        }
+        (&Method::PATCH, Some(name)) => {
+            let patch_type = PatchType::from_content_type(ctx.header(header::CONTENT_TYPE))?;
+            let opts = ctx.write_options()?;
+            let body = ctx.body.clone();
+            if sub.as_deref() == Some("scale") {
+                let current = objects::get(&core, &ri, &ns, &name)?;
+                let scale = table::scale_of(&ri, &current);
+                let parsed = crate::patch::parse(&ri, patch_type, &body)?;
+                let patched = crate::patch::apply(&ri, patch_type, &scale, &parsed)?;
+                let new = table::apply_scale(&ri, current, &patched)?;
+                let w = blocking(move || objects::update(&core, &ri, &ns, &name, None, new, &opts)).await?;
+                return Ok(ctx.respond(w.code, &table::scale_of(&t.ri, &w.object)));
+            }
+            let w = blocking(move || {
+                objects::patch(&core, &ri, &ns, &name, sub.as_deref(), patch_type, &body, &opts)
+            })
+            .await?;
+            Ok(with_warnings(ctx.respond(w.code, &w.object), &w.warnings))
+        }
+        (&Method::DELETE, Some(name)) => {
+            if sub.is_some() {
+                return Err(ApiError::method_not_allowed());
+            }
+            let opts = ctx.delete_options()?;
+            let d = blocking(move || objects::delete(&core, &ri, &ns, &name, &opts)).await?;
+            Ok(ctx.respond(d.code, &d.body))
+        }
+        (&Method::DELETE, None) => {
+            let opts = ctx.delete_options()?;
+            let list_opts = ctx.list_options();
+            let namespace = t.namespace.clone();
+            let list = blocking(move || {
+                objects::delete_collection(&core, &ri, namespace.as_deref(), &list_opts, &opts)
+            })
+            .await?;
+            Ok(ctx.respond(200, &list))
+        }
+        (&Method::POST, Some(_)) | (&Method::PUT, None) | (&Method::PATCH, None) => {
+            Err(ApiError::method_not_allowed())
+        }
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+/// A list at a resourceVersion newer than the store waits up to 3 s for it (then 504 Timeout).
+async fn wait_for_revision(core: &Core, rv: &str) {
+    let Ok(wanted) = rv.parse::<u64>() else { return };
+    let mut rx = core.store.subscribe();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(3), rx.wait_for(|r| *r >= wanted)).await;
+}

@@ -1,0 +1,228 @@
+//! Watch streams: one JSON event per line over a chunked response, with the resourceVersion rules of
+//! a real server — synthetic ADDED events for "" and "0", replay after a given revision, 410 Expired
+//! (as an ERROR event) when that revision is older than the retained history, selector transitions
+//! (an object leaving a label selection is DELETED), BOOKMARKs, `timeoutSeconds`, and Table events
+//! for `kubectl get -w`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::response::Response;
+use http::{HeaderValue, header};
+use rand::Rng;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+
+use super::{RequestCtx, json_bytes, table};
+use crate::Core;
+use crate::error::{ApiError, ApiResult};
+use crate::objects::{Selectors, present};
+use crate::registry::ResourceInfo;
+use crate::store::EventType;
+
+struct WatchParams {
+    ri: Arc<ResourceInfo>,
+    namespace: Option<String>,
+    selectors: Selectors,
+    resource_version: String,
+    bookmarks: bool,
+    timeout: Duration,
+    table: bool,
+    include_object: Option<String>,
+}
+
+pub async fn serve(
+    ctx: &RequestCtx,
+    ri: Arc<ResourceInfo>,
+    namespace: Option<String>,
+) -> ApiResult<Response> {
+    let q = &ctx.query;
+    let selectors = Selectors::parse(&ri, q.get("labelSelector"), q.get("fieldSelector"))?;
+    let rv = q.get("resourceVersion").unwrap_or("").to_string();
+    if !rv.is_empty() && rv.parse::<u64>().is_err() {
+        return Err(ApiError::bad_request(format!("invalid resource version: {rv}")));
+    }
+    // Without timeoutSeconds a real server picks a random timeout between 30 and 60 minutes.
+    let timeout = match q.get("timeoutSeconds").and_then(|t| t.parse::<u64>().ok()) {
+        Some(t) if t > 0 => Duration::from_secs(t),
+        _ => Duration::from_secs(1800 + rand::rng().random_range(0..1800)),
+    };
+    let params = WatchParams {
+        ri,
+        namespace: namespace.filter(|n| !n.is_empty()),
+        selectors,
+        resource_version: rv,
+        bookmarks: q.flag("allowWatchBookmarks"),
+        timeout,
+        table: ctx.format.table,
+        include_object: q.get("includeObject").map(String::from),
+    };
+    let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(256);
+    tokio::spawn(run(ctx.core.clone(), params, tx));
+    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let mut resp = Response::new(body);
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
+    Ok(resp)
+}
+
+struct Sender {
+    tx: mpsc::Sender<Result<Bytes, Infallible>>,
+    params: WatchParams,
+    first_table: bool,
+}
+
+impl Sender {
+    /// Sends one event; false when the client has gone.
+    async fn event(&mut self, type_: &str, object: &Value) -> bool {
+        let object = if self.params.table && type_ != "ERROR" && type_ != "BOOKMARK" {
+            let t = table::object_table(
+                &self.params.ri,
+                object,
+                self.params.include_object.as_deref(),
+                self.first_table,
+            );
+            self.first_table = false;
+            t
+        } else {
+            object.clone()
+        };
+        let line = json_bytes(&json!({"type": type_, "object": object}), false);
+        self.tx.send(Ok(Bytes::from(line))).await.is_ok()
+    }
+
+    async fn bookmark(&mut self, revision: u64) -> bool {
+        let ri = &self.params.ri;
+        let obj = json!({"kind": ri.kind, "apiVersion": ri.api_version(), "metadata": {"resourceVersion": revision.to_string(), "creationTimestamp": null}});
+        self.event("BOOKMARK", &obj).await
+    }
+
+    async fn expired(&mut self, requested: u64, oldest: u64) {
+        let e = ApiError::gone(format!("too old resource version: {requested} ({})", oldest + 1));
+        let mut status = e.to_status();
+        if let Some(m) = status.as_object_mut() {
+            m.remove("details");
+        }
+        self.event("ERROR", &status).await;
+    }
+
+    fn in_scope(&self, namespace: &str) -> bool {
+        self.params.namespace.as_deref().is_none_or(|ns| ns == namespace)
+    }
+}
+
+fn with_rv(obj: &Value, revision: u64) -> Value {
+    let mut o = obj.clone();
+    if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.insert("resourceVersion".into(), revision.to_string().into());
+    }
+    o
+}
+
+async fn run(core: Arc<Core>, params: WatchParams, tx: mpsc::Sender<Result<Bytes, Infallible>>) {
+    let deadline = Instant::now() + params.timeout;
+    let bookmarks = params.bookmarks;
+    let mut s = Sender {
+        tx,
+        params,
+        first_table: true,
+    };
+    let mut revisions = core.store.subscribe();
+    let mut closer = core.faults.watch_closer();
+    closer.mark_unchanged();
+    let mut shutdown = core.shutdown.subscribe();
+    let resource = s.params.ri.storage_key();
+    let ri = s.params.ri.clone();
+
+    let mut last = match s.params.resource_version.as_str() {
+        "" | "0" => {
+            let (rev, items) = core.store.list(&resource, s.params.namespace.as_deref());
+            let matching: Vec<_> = items
+                .into_iter()
+                .filter(|o| s.params.selectors.matches(o))
+                .collect();
+            for obj in matching {
+                if !s.event("ADDED", &present(&ri, &obj)).await {
+                    return;
+                }
+            }
+            rev
+        }
+        rv => rv.parse().unwrap_or(0),
+    };
+    let interval = core.bookmark_interval;
+    let mut next_bookmark = Instant::now() + interval;
+    loop {
+        // Everything up to `upto` is in the history once the revision shows it, so after this scan the
+        // watch has seen every change of its resource up to `upto` (what bookmarks report).
+        let upto = core.store.revision();
+        let events = match core.store.events_since(Some(&resource), last) {
+            Ok(e) => e,
+            Err(oldest) => {
+                s.expired(last, oldest).await;
+                return;
+            }
+        };
+        for e in events {
+            last = e.revision;
+            if !s.in_scope(&e.key.namespace) {
+                continue;
+            }
+            let now_matches = s.params.selectors.matches(&e.object);
+            let was_matching = e.previous.as_ref().is_some_and(|p| s.params.selectors.matches(p));
+            let (type_, object) = match e.type_ {
+                EventType::Added if now_matches => ("ADDED", present(&ri, &e.object)),
+                EventType::Modified if now_matches && was_matching => ("MODIFIED", present(&ri, &e.object)),
+                EventType::Modified if now_matches => ("ADDED", present(&ri, &e.object)),
+                // Leaving the selection: the old object with the new revision (reference behaviour 43).
+                EventType::Modified if was_matching => (
+                    "DELETED",
+                    with_rv(
+                        &present(&ri, e.previous.as_deref().unwrap_or(&e.object)),
+                        e.revision,
+                    ),
+                ),
+                EventType::Deleted if was_matching || now_matches => ("DELETED", present(&ri, &e.object)),
+                _ => continue,
+            };
+            if !s.event(type_, &object).await {
+                return;
+            }
+        }
+        last = last.max(upto);
+        // The last bookmark comes shortly before the timeout, as a real server sends it.
+        let wake = if bookmarks {
+            next_bookmark.min(deadline - Duration::from_secs(1).min(s.params.timeout / 2))
+        } else {
+            deadline
+        };
+        tokio::select! {
+            changed = revisions.changed() => if changed.is_err() { return },
+            _ = sleep_until(wake) => {
+                if Instant::now() >= deadline {
+                    return;
+                }
+                if bookmarks {
+                    if !s.bookmark(last).await {
+                        return;
+                    }
+                    next_bookmark = Instant::now() + interval;
+                    if Instant::now() + Duration::from_secs(1) >= deadline {
+                        sleep_until(deadline).await;
+                        return;
+                    }
+                }
+            }
+            _ = closer.changed() => return,
+            _ = async { let _ = shutdown.wait_for(|s| *s).await; } => return,
+            _ = s.tx.closed() => return,
+        }
+    }
+}

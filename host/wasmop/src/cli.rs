@@ -1,0 +1,98 @@
+//! Command-line interface: clap argument structs, flattened and reused across subcommands; every
+//! flag can also be set through a `WASMOP_*` environment variable.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wasmop",
+    version,
+    about = "Kubernetes reconcilers as WebAssembly plugins"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the embedded Kubernetes-compatible API server alone, until Ctrl-C or SIGTERM.
+    Apiserver(ApiServerArgs),
+}
+
+/// Logging.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Log filter, in `tracing` env-filter syntax (e.g. `info,wasmop_apiserver=debug`).
+    #[arg(long, env = "WASMOP_LOG", default_value = "info", global = true)]
+    pub log: String,
+}
+
+/// The embedded API server.
+#[derive(Debug, Clone, Args)]
+pub struct ApiServerArgs {
+    /// Where objects, the TLS certificate, the token and the kubeconfig are kept.
+    #[arg(long, env = "WASMOP_DATA_DIR", default_value = ".wasmop")]
+    pub data_dir: PathBuf,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, env = "WASMOP_PORT", default_value_t = 6443)]
+    pub port: u16,
+    /// Address to listen on.
+    #[arg(long, env = "WASMOP_BIND", default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// Bearer token clients must present (generated and kept in the data directory when absent).
+    #[arg(long, env = "WASMOP_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Serve plain HTTP instead of HTTPS with a self-signed certificate.
+    #[arg(long, env = "WASMOP_INSECURE_HTTP")]
+    pub insecure_http: bool,
+    /// How many past events a watch can resume from before it gets 410 Gone.
+    #[arg(long, env = "WASMOP_WATCH_HISTORY", default_value_t = 10_000)]
+    pub watch_history: usize,
+    /// Allow run-time fault injection (429s, 500s, latency, closed watches) for tests.
+    #[arg(long, env = "WASMOP_FAULT_INJECTION")]
+    pub fault_injection: bool,
+}
+
+impl ApiServerArgs {
+    pub fn config(&self) -> wasmop_apiserver::Config {
+        let mut c = wasmop_apiserver::Config::new(&self.data_dir);
+        c.port = self.port;
+        c.bind = self.bind;
+        c.token = self.token.clone();
+        c.insecure_http = self.insecure_http;
+        c.history_limit = self.watch_history;
+        c.faults = self.fault_injection;
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_flag_has_an_environment_variable() {
+        Cli::command().debug_assert();
+        let cmd = Cli::command();
+        for sub in cmd.get_subcommands() {
+            for arg in sub.get_arguments() {
+                if arg.get_id() == "help" || arg.get_id() == "version" {
+                    continue;
+                }
+                assert!(
+                    arg.get_env().is_some(),
+                    "{} --{} has no env variable",
+                    sub.get_name(),
+                    arg.get_id()
+                );
+            }
+        }
+    }
+}

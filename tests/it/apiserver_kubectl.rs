@@ -1,0 +1,302 @@
+//! The real `kubectl` against `wasmop apiserver`: the commands a user runs day to day.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// `wasmop apiserver` running in a temporary data directory.
+struct Apiserver {
+    child: Child,
+    kubeconfig: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Apiserver {
+    fn start() -> Apiserver {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wasmop"))
+            .args(["apiserver", "--port", "0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .env("WASMOP_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("wasmop runs");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Keep draining stdout so the server never writes into a closed pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(p) = line.strip_prefix("kubeconfig: ") {
+                    let _ = tx.send(PathBuf::from(p.trim()));
+                }
+            }
+        });
+        let kubeconfig = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("wasmop apiserver prints the kubeconfig path");
+        Apiserver {
+            child,
+            kubeconfig,
+            dir,
+        }
+    }
+
+    fn kubectl(&self) -> Command {
+        let mut c = Command::new("kubectl");
+        c.env("KUBECONFIG", &self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("kube-cache"));
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = self.kubectl().args(args).output().expect("kubectl runs");
+        check(args, &out);
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn apply_stdin(&self, args: &[&str], manifest: &str) -> String {
+        let mut child = self
+            .kubectl()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(manifest.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        check(args, &out);
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+impl Drop for Apiserver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn check(args: &[&str], out: &Output) {
+    assert!(
+        out.status.success(),
+        "kubectl {} failed: {}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+fn kubectl_available() -> bool {
+    Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+const CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget, shortNames: [wd]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    additionalPrinterColumns:
+    - {name: Size, type: integer, jsonPath: .spec.size}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer}
+              color: {type: string}
+"#;
+
+const WIDGET: &str = r#"
+apiVersion: example.com/v1
+kind: Widget
+metadata: {name: w, namespace: demo}
+spec: {size: 1, color: red}
+"#;
+
+fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Some(s) = child.try_wait().unwrap() {
+            return Some(s);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+#[test]
+fn kubectl_day_to_day_commands_work() {
+    assert!(kubectl_available(), "kubectl must be installed for this test");
+    let s = Apiserver::start();
+    s.run(&["create", "namespace", "demo"]);
+    s.apply_stdin(&["apply", "--server-side", "-f", "-"], CRD);
+    s.run(&[
+        "wait",
+        "--for",
+        "condition=established",
+        "--timeout=30s",
+        "crd/widgets.example.com",
+    ]);
+    s.apply_stdin(&["apply", "--server-side", "-f", "-"], WIDGET);
+    let yaml = s.run(&["get", "widget", "w", "-n", "demo", "-o", "yaml", "--show-managed-fields"]);
+    let obj: serde_json::Value = serde_yaml::from_str(&yaml).unwrap();
+    assert_eq!(obj["spec"]["size"], 1);
+    assert_eq!(obj["metadata"]["managedFields"][0]["manager"], "kubectl");
+
+    let resources = s.run(&["api-resources"]);
+    let line = resources
+        .lines()
+        .find(|l| l.starts_with("widgets"))
+        .expect("api-resources lists widgets");
+    assert!(
+        line.contains("wd") && line.contains("example.com/v1") && line.contains("Widget"),
+        "{line}"
+    );
+    assert!(resources.lines().any(|l| l.starts_with("configmaps")));
+
+    // `get --watch` sees a change made by another client.
+    let mut watch = s
+        .kubectl()
+        .args(["get", "widgets", "-n", "demo", "--watch"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let watch_out = watch.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(watch_out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let first = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("watch prints the table");
+    assert!(first.contains("NAME") && first.contains("SIZE"), "{first}");
+
+    s.run(&[
+        "patch",
+        "widget",
+        "w",
+        "-n",
+        "demo",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"size":5}}"#,
+    ]);
+    s.run(&[
+        "patch",
+        "widget",
+        "w",
+        "-n",
+        "demo",
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/color","value":"blue"}]"#,
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut saw_five = false;
+    while Instant::now() < deadline && !saw_five {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
+            saw_five = line.split_whitespace().collect::<Vec<_>>().get(1) == Some(&"5");
+        }
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert!(saw_five, "kubectl get --watch printed the new size");
+    let color = s.run(&["get", "widget", "w", "-n", "demo", "-o", "jsonpath={.spec.color}"]);
+    assert_eq!(color, "blue");
+
+    s.run(&[
+        "wait",
+        "--for=jsonpath={.spec.size}=5",
+        "--timeout=30s",
+        "widget/w",
+        "-n",
+        "demo",
+    ]);
+
+    // `delete` waits while a finalizer holds the object.
+    s.run(&[
+        "patch",
+        "widget",
+        "w",
+        "-n",
+        "demo",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
+    ]);
+    let mut delete = s
+        .kubectl()
+        .args(["delete", "widget", "w", "-n", "demo", "--timeout=60s"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_exit(&mut delete, Duration::from_secs(2)).is_none(),
+        "delete waits for the finalizer"
+    );
+    s.run(&[
+        "patch",
+        "widget",
+        "w",
+        "-n",
+        "demo",
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+    ]);
+    let status =
+        wait_exit(&mut delete, Duration::from_secs(30)).expect("delete returns once the finalizer is gone");
+    assert!(status.success());
+    let out = s
+        .kubectl()
+        .args(["get", "widget", "w", "-n", "demo"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("NotFound"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Built-in kinds too: create a ConfigMap and read it back as YAML.
+    s.apply_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: demo}\ndata: {k: v}\n",
+    );
+    let cm: serde_json::Value =
+        serde_yaml::from_str(&s.run(&["get", "cm", "c", "-n", "demo", "-o", "yaml"])).unwrap();
+    assert_eq!(cm["data"]["k"], "v");
+}

@@ -1,0 +1,151 @@
+//! Test support: an embedded API server in a temporary data directory and a kube-rs client for it.
+
+use std::time::Duration;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use wasmop_apiserver::{ApiServer, Config};
+
+pub struct TestServer {
+    pub server: ApiServer,
+    pub client: kube::Client,
+    pub dir: tempfile::TempDir,
+}
+
+fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+pub async fn client_for(server: &ApiServer) -> kube::Client {
+    install_crypto();
+    let kc = Kubeconfig::from_yaml(&server.kubeconfig()).expect("kubeconfig parses");
+    let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .expect("config");
+    kube::Client::try_from(config).expect("client")
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config::new(dir.path());
+        config.faults = true;
+        tweak(&mut config);
+        let server = ApiServer::start(config).await.expect("server starts");
+        let client = client_for(&server).await;
+        TestServer { server, client, dir }
+    }
+
+    /// Stops the server and starts a new one on the same data directory.
+    pub async fn restart(self, tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let TestServer { server, dir, .. } = self;
+        server.shutdown().await;
+        let mut config = Config::new(dir.path());
+        config.faults = true;
+        tweak(&mut config);
+        let server = ApiServer::start(config).await.expect("server restarts");
+        let client = client_for(&server).await;
+        TestServer { server, client, dir }
+    }
+}
+
+/// Polls `f` until it returns Some, or panics after `secs` seconds.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A CRD for `widgets.example.com` (v1, namespaced, status subresource, a schema with required fields).
+pub fn widget_crd() -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {
+            "group": "example.com",
+            "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList", "shortNames": ["wd"]},
+            "versions": [{
+                "name": "v1", "served": true, "storage": true,
+                "subresources": {"status": {}},
+                "additionalPrinterColumns": [{"name": "Size", "type": "integer", "jsonPath": ".spec.size"}],
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "properties": {
+                        "spec": {
+                            "type": "object",
+                            "required": ["size"],
+                            "properties": {
+                                "size": {"type": "integer", "minimum": 0},
+                                "color": {"type": "string", "enum": ["red", "green", "blue"]},
+                                "tags": {"type": "array", "items": {"type": "string"}},
+                                "ports": {
+                                    "type": "array",
+                                    "x-kubernetes-list-type": "map",
+                                    "x-kubernetes-list-map-keys": ["name"],
+                                    "items": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "port": {"type": "integer"}}}
+                                },
+                                "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+                            }
+                        },
+                        "status": {
+                            "type": "object",
+                            "properties": {
+                                "phase": {"type": "string"},
+                                "conditions": {
+                                    "type": "array",
+                                    "x-kubernetes-list-type": "map",
+                                    "x-kubernetes-list-map-keys": ["type"],
+                                    "items": {"type": "object", "properties": {"type": {"type": "string"}, "status": {"type": "string"}}}
+                                }
+                            }
+                        }
+                    }
+                }}
+            }]
+        }
+    })
+}
+
+/// Creates the Widget CRD and waits until it is served; returns the `ApiResource` for widgets.
+pub async fn install_widgets(client: &kube::Client) -> kube::api::ApiResource {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
+    let crd: CustomResourceDefinition = serde_json::from_value(widget_crd()).unwrap();
+    crds.create(&Default::default(), &crd).await.expect("CRD created");
+    eventually(10, "the Widget CRD to be Established", || {
+        let crds = crds.clone();
+        async move {
+            let crd = crds.get("widgets.example.com").await.ok()?;
+            let established = crd
+                .status?
+                .conditions?
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True");
+            established.then_some(())
+        }
+    })
+    .await;
+    kube::api::ApiResource {
+        group: "example.com".into(),
+        version: "v1".into(),
+        api_version: "example.com/v1".into(),
+        kind: "Widget".into(),
+        plural: "widgets".into(),
+    }
+}
