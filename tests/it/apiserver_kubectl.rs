@@ -163,7 +163,16 @@ fn kubectl_day_to_day_commands_work() {
         "crd/widgets.example.com",
     ]);
     s.apply_stdin(&["apply", "--server-side", "-f", "-"], WIDGET);
-    let yaml = s.run(&["get", "widget", "w", "-n", "demo", "-o", "yaml", "--show-managed-fields"]);
+    let yaml = s.run(&[
+        "get",
+        "widget",
+        "w",
+        "-n",
+        "demo",
+        "-o",
+        "yaml",
+        "--show-managed-fields",
+    ]);
     let obj: serde_json::Value = serde_yaml::from_str(&yaml).unwrap();
     assert_eq!(obj["spec"]["size"], 1);
     assert_eq!(obj["metadata"]["managedFields"][0]["manager"], "kubectl");
