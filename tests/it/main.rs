@@ -1,5 +1,5 @@
-//! Integration tests: real clients (kube-rs, kubectl) against the embedded API server over HTTP(S).
-//! One binary, one module per topic; `support` starts servers and builds clients.
+//! Integration tests: real clients (kube-rs, kubectl) and real compiled plugins against the embedded
+//! API server over HTTP(S). One binary, one module per topic; `support` starts servers and hosts.
 
 mod support;
 
@@ -10,3 +10,6 @@ mod apiserver_kubectl;
 mod apiserver_persistence;
 mod apiserver_ssa;
 mod apiserver_watch;
+mod engine_containment;
+mod engine_examples;
+mod golden;

@@ -149,3 +149,121 @@ pub async fn install_widgets(client: &kube::Client) -> kube::api::ApiResource {
         plural: "widgets".into(),
     }
 }
+
+/// The host under test: the embedded API server, the engine and the WebAssembly runtime.
+pub struct Host {
+    pub t: TestServer,
+    pub engine: wasmop_engine::Engine,
+    pub runtime: wasmop_runtime::Runtime,
+}
+
+/// Engine settings for tests: quick backoff, generous rate limit.
+pub fn engine_config() -> wasmop_engine::EngineConfig {
+    wasmop_engine::EngineConfig {
+        backoff: wasmop_engine::BackoffConfig {
+            base: Duration::from_millis(50),
+            cap: Duration::from_secs(2),
+        },
+        rate_limit: wasmop_engine::RateLimitConfig {
+            qps: 500.0,
+            burst: 500,
+        },
+        default_concurrency: 4,
+    }
+}
+
+impl Host {
+    pub async fn start() -> Host {
+        let t = TestServer::start().await;
+        let engine = wasmop_engine::Engine::new(t.client.clone(), engine_config());
+        let runtime = wasmop_runtime::Runtime::shared().expect("runtime");
+        Host { t, engine, runtime }
+    }
+
+    /// Loads an example plugin by name and starts it with `settings`.
+    pub async fn plugin(&self, name: &str, settings: wasmop_engine::PluginSettings) {
+        let path = wasmop_example_plugins::plugin_path(name);
+        let runtime = self.runtime.clone();
+        let plugin =
+            tokio::task::spawn_blocking(move || runtime.load(&path, wasmop_runtime::PluginLimits::default()))
+                .await
+                .unwrap()
+                .expect("plugin loads");
+        self.engine
+            .add_plugin(std::sync::Arc::new(plugin), settings)
+            .await
+            .expect("plugin starts");
+    }
+
+    /// Applies the YAML manifests of a file (multi-document) with server-side apply.
+    pub async fn apply_file(&self, path: &std::path::Path) {
+        apply_yaml(
+            &self.t.client,
+            &std::fs::read_to_string(path).expect("manifest readable"),
+        )
+        .await;
+    }
+
+    pub async fn stop(self) {
+        self.engine.shutdown().await;
+        self.t.server.shutdown().await;
+    }
+}
+
+/// Server-side applies every document of a YAML text as `test`.
+pub async fn apply_yaml(client: &kube::Client, yaml: &str) {
+    try_apply_yaml(client, yaml).await.expect("apply");
+}
+
+/// Like [`apply_yaml`], returning the API error instead of panicking.
+pub async fn try_apply_yaml(client: &kube::Client, yaml: &str) -> Result<(), kube::Error> {
+    use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams};
+    let docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(yaml)
+        .map(|doc| serde::Deserialize::deserialize(doc).expect("YAML"))
+        .filter(|v: &serde_json::Value| !v.is_null())
+        .collect();
+    for value in docs {
+        let api_version = value["apiVersion"].as_str().expect("apiVersion").to_string();
+        let kind = value["kind"].as_str().expect("kind").to_string();
+        let (g, v) = api_version.split_once('/').unwrap_or(("", &api_version));
+        let gvk = GroupVersionKind::gvk(g, v, &kind);
+        let (ar, caps) = eventually(10, "the kind to be served", || {
+            let gvk = gvk.clone();
+            async move { kube::discovery::pinned_kind(client, &gvk).await.ok() }
+        })
+        .await;
+        let name = value["metadata"]["name"].as_str().expect("name").to_string();
+        let api: Api<DynamicObject> = match caps.scope {
+            kube::discovery::Scope::Namespaced => Api::namespaced_with(
+                client.clone(),
+                value["metadata"]["namespace"].as_str().unwrap_or("default"),
+                &ar,
+            ),
+            kube::discovery::Scope::Cluster => Api::all_with(client.clone(), &ar),
+        };
+        api.patch(&name, &PatchParams::apply("test").force(), &Patch::Apply(&value))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Waits until the number of writes the API server committed stops changing for `quiet`.
+pub async fn settle(server: &wasmop_apiserver::ApiServer, quiet: Duration, max: Duration) -> u64 {
+    let deadline = tokio::time::Instant::now() + max;
+    let mut last = server.write_count();
+    let mut since = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = server.write_count();
+        if now != last {
+            last = now;
+            since = tokio::time::Instant::now();
+        } else if since.elapsed() >= quiet {
+            return now;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the host did not settle within {max:?}"
+        );
+    }
+}

@@ -149,14 +149,9 @@ impl Metadata {
             }
         };
         check("primary", &self.primary)?;
+        // Owning the primary kind is allowed: a plugin may create objects of its own kind (copies).
         for g in &self.owns {
             check("owns", g)?;
-            if *g == self.primary {
-                return Err(MetadataError::Field {
-                    field: "owns",
-                    reason: format!("{g} is the primary kind"),
-                });
-            }
         }
         for l in &self.lookups {
             check("lookups", &l.kind)?;

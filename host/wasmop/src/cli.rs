@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use crate::offline::{InspectArgs, PluginLimitsArgs, TestArgs};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "wasmop",
@@ -21,8 +23,20 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the host against a cluster (kubeconfig or in-cluster config), with the plugins of a
+    /// watched directory.
+    Run(RunArgs),
+    /// Run everything locally: the embedded API server, the host, the example plugins and sample
+    /// objects; prints how to point kubectl at it.
+    Dev(DevArgs),
+    /// List the plugins a running host has loaded.
+    Plugins(PluginsArgs),
     /// Run the embedded Kubernetes-compatible API server alone, until Ctrl-C or SIGTERM.
     Apiserver(ApiServerArgs),
+    /// Run one reconcile of a plugin offline on a snapshot file; print the desired state as YAML.
+    Test(TestArgs),
+    /// Print a plugin's metadata and the RBAC rules it needs, as YAML.
+    Inspect(InspectArgs),
 }
 
 /// Logging.
@@ -31,6 +45,84 @@ pub struct LogArgs {
     /// Log filter, in `tracing` env-filter syntax (e.g. `info,wasmop_apiserver=debug`).
     #[arg(long, env = "WASMOP_LOG", default_value = "info", global = true)]
     pub log: String,
+}
+
+/// The reconcile engine's shared limits.
+#[derive(Debug, Clone, Args)]
+pub struct EngineArgs {
+    /// Sustained API writes per second, for all plugins together.
+    #[arg(long, env = "WASMOP_WRITE_QPS", default_value_t = 50.0)]
+    pub write_qps: f64,
+    /// API writes allowed in a burst.
+    #[arg(long, env = "WASMOP_WRITE_BURST", default_value_t = 100)]
+    pub write_burst: u32,
+    /// First retry delay after a failed reconcile (doubles per failure, with jitter).
+    #[arg(long, env = "WASMOP_BACKOFF_BASE", default_value = "200ms", value_parser = crate::offline::parse_duration)]
+    pub backoff_base: std::time::Duration,
+    /// Longest retry delay.
+    #[arg(long, env = "WASMOP_BACKOFF_CAP", default_value = "5m", value_parser = crate::offline::parse_duration)]
+    pub backoff_cap: std::time::Duration,
+    /// Concurrent reconciles per plugin when the plugin does not say.
+    #[arg(long, env = "WASMOP_CONCURRENCY", default_value_t = 4)]
+    pub concurrency: usize,
+}
+
+impl EngineArgs {
+    pub fn config(&self) -> wasmop_engine::EngineConfig {
+        wasmop_engine::EngineConfig {
+            backoff: wasmop_engine::BackoffConfig {
+                base: self.backoff_base,
+                cap: self.backoff_cap,
+            },
+            rate_limit: wasmop_engine::RateLimitConfig {
+                qps: self.write_qps,
+                burst: self.write_burst,
+            },
+            default_concurrency: self.concurrency,
+        }
+    }
+}
+
+/// Where the host serves its plugin status.
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// Address of the local status endpoint (`GET /plugins`, `GET /healthz`).
+    #[arg(long, env = "WASMOP_STATUS_ADDR", default_value = "127.0.0.1:9464")]
+    pub status_addr: std::net::SocketAddr,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Directory of plugin `.wasm` files (and optional `<name>.toml` settings), watched for changes.
+    #[arg(long, env = "WASMOP_PLUGINS")]
+    pub plugins: PathBuf,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    #[command(flatten)]
+    pub limits: PluginLimitsArgs,
+    #[command(flatten)]
+    pub status: StatusArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DevArgs {
+    #[command(flatten)]
+    pub apiserver: ApiServerArgs,
+    /// Plugin directory to load and watch instead of the built example plugins.
+    #[arg(long, env = "WASMOP_PLUGINS")]
+    pub plugins: Option<PathBuf>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    #[command(flatten)]
+    pub limits: PluginLimitsArgs,
+    #[command(flatten)]
+    pub status: StatusArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PluginsArgs {
+    #[command(flatten)]
+    pub status: StatusArgs,
 }
 
 /// The embedded API server.

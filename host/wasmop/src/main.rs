@@ -1,6 +1,9 @@
 //! `wasmop`: the host binary. Parses the command line, sets up logging and runs a subcommand.
 
 mod cli;
+mod host;
+mod offline;
+mod plugins;
 
 use anyhow::Context;
 use clap::Parser;
@@ -15,8 +18,15 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(EnvFilter::try_new(&cli.log.log).context("invalid --log filter")?)
         .with_writer(std::io::stderr)
         .init();
+    // kube's TLS uses rustls with ring; one process-wide provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {
+        Command::Run(args) => host::run(args).await,
+        Command::Dev(args) => host::dev(args).await,
+        Command::Plugins(args) => plugins::status::print(args.status.status_addr).await,
         Command::Apiserver(args) => apiserver(args).await,
+        Command::Test(args) => offline::test(args).await,
+        Command::Inspect(args) => offline::inspect(args).await,
     }
 }
 
@@ -36,7 +46,7 @@ async fn apiserver(args: cli::ApiServerArgs) -> anyhow::Result<()> {
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -1,0 +1,139 @@
+//! The global write rate limit: a token bucket shared by every plugin (QPS and burst configurable), so
+//! the host as a whole never floods the API server, plus a server-imposed pause when the API server
+//! answers 429 with Retry-After.
+
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimitConfig {
+    /// Sustained writes per second.
+    pub qps: f64,
+    /// Writes allowed at once after a quiet period.
+    pub burst: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            qps: 50.0,
+            burst: 100,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+    /// No writes before this instant (the API server said Retry-After).
+    paused_until: Option<Instant>,
+}
+
+/// A token bucket on tokio's clock.
+#[derive(Debug)]
+pub struct TokenBucket {
+    config: RateLimitConfig,
+    bucket: Mutex<Bucket>,
+}
+
+impl TokenBucket {
+    pub fn new(config: RateLimitConfig) -> Self {
+        let config = RateLimitConfig {
+            qps: config.qps.max(0.001),
+            burst: config.burst.max(1),
+        };
+        TokenBucket {
+            config,
+            bucket: Mutex::new(Bucket {
+                tokens: f64::from(config.burst),
+                updated: Instant::now(),
+                paused_until: None,
+            }),
+        }
+    }
+
+    /// Waits for one write token.
+    pub async fn acquire(&self) {
+        loop {
+            let wait = {
+                let mut b = self.bucket.lock().await;
+                let now = Instant::now();
+                if let Some(until) = b.paused_until {
+                    if until > now {
+                        Some(until - now)
+                    } else {
+                        b.paused_until = None;
+                        continue;
+                    }
+                } else {
+                    let elapsed = now.duration_since(b.updated).as_secs_f64();
+                    b.tokens = (b.tokens + elapsed * self.config.qps).min(f64::from(self.config.burst));
+                    b.updated = now;
+                    if b.tokens >= 1.0 {
+                        b.tokens -= 1.0;
+                        None
+                    } else {
+                        Some(Duration::from_secs_f64((1.0 - b.tokens) / self.config.qps))
+                    }
+                }
+            };
+            match wait {
+                None => return,
+                Some(d) => tokio::time::sleep(d).await,
+            }
+        }
+    }
+
+    /// Holds every write for `delay` (a 429's Retry-After).
+    pub async fn pause_for(&self, delay: Duration) {
+        let mut b = self.bucket.lock().await;
+        let until = Instant::now() + delay;
+        if b.paused_until.is_none_or(|p| p < until) {
+            b.paused_until = Some(until);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn burst_then_steady_rate() {
+        let bucket = TokenBucket::new(RateLimitConfig { qps: 10.0, burst: 5 });
+        let start = Instant::now();
+        for _ in 0..5 {
+            bucket.acquire().await;
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO, "the burst is immediate");
+        for _ in 0..10 {
+            bucket.acquire().await;
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        assert!(
+            (0.99..=1.01).contains(&elapsed),
+            "10 more writes at 10 qps take 1 s, took {elapsed}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_pauses_every_writer() {
+        let bucket = TokenBucket::new(RateLimitConfig {
+            qps: 1000.0,
+            burst: 10,
+        });
+        bucket.pause_for(Duration::from_secs(3)).await;
+        let start = Instant::now();
+        bucket.acquire().await;
+        assert_eq!(start.elapsed(), Duration::from_secs(3));
+        bucket.acquire().await;
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(3),
+            "after the pause writes flow again"
+        );
+    }
+}

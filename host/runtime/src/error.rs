@@ -1,0 +1,63 @@
+//! Why a plugin could not be loaded. Every message starts with the file it is about.
+
+use wasmop_contract::{MetadataError, ReconcileFailure};
+
+/// The engine could not be set up (the pooling allocator could not reserve its address space, ...).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("cannot set up the WebAssembly engine: {0}")]
+pub struct RuntimeError(pub(crate) String);
+
+/// Why a plugin file is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{file}: cannot read the file: {source}")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: not a WebAssembly file (it does not start with the `\\0asm` header)")]
+    NotWasm { file: String },
+    #[error(
+        "{file}: a core WebAssembly module, not a component: build the plugin for the \
+         wasm32-wasip2 target (or wrap it with `wasm-tools component new`)"
+    )]
+    NotComponent { file: String },
+    #[error("{file}: the component does not compile: {reason}")]
+    Compile { file: String, reason: String },
+    #[error("{file}: not a wasmop:reconciler@0.1.0 plugin (wrong world): {reason}")]
+    WrongWorld { file: String, reason: String },
+    #[error("{file}: calling the plugin's metadata() failed: {failure}")]
+    Metadata { file: String, failure: ReconcileFailure },
+    #[error("{file}: invalid metadata: {source}")]
+    InvalidMetadata {
+        file: String,
+        #[source]
+        source: MetadataError,
+    },
+    #[error("{file}: cannot serialise the compiled component: {reason}")]
+    Serialize { file: String, reason: String },
+    #[error("{file}: {source}")]
+    Runtime {
+        file: String,
+        #[source]
+        source: RuntimeError,
+    },
+}
+
+impl LoadError {
+    /// The file (or name given to `load_bytes`) the error is about.
+    pub fn file(&self) -> &str {
+        match self {
+            LoadError::Read { file, .. }
+            | LoadError::NotWasm { file }
+            | LoadError::NotComponent { file }
+            | LoadError::Compile { file, .. }
+            | LoadError::WrongWorld { file, .. }
+            | LoadError::Metadata { file, .. }
+            | LoadError::InvalidMetadata { file, .. }
+            | LoadError::Serialize { file, .. }
+            | LoadError::Runtime { file, .. } => file,
+        }
+    }
+}

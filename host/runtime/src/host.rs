@@ -1,0 +1,423 @@
+//! What a plugin's store holds, and the host side of its imports: the cache and log interfaces,
+//! WASI p2 with nothing granted (no files, environment, arguments, network or real clocks; guest
+//! stdout/stderr go to `tracing`), and the memory limiter.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use wasmop_contract::CacheReader;
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::{cache, log, types};
+use crate::convert::gvk_from_wit;
+
+/// At most this many bytes of one plugin's stdout and stderr are forwarded per call.
+const OUTPUT_BUDGET: usize = 64 * 1024;
+/// Longer lines are cut.
+const MAX_LINE: usize = 4 * 1024;
+/// At most this many `log` calls are forwarded per call.
+const LOG_BUDGET: usize = 1000;
+/// How much of the guest's stderr is kept for the message of a trap (a Rust panic message).
+const STDERR_TAIL: usize = 2 * 1024;
+
+/// The data of one plugin store: one reconcile (or the `metadata` call at load).
+pub(crate) struct HostState {
+    plugin: Arc<str>,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    cache: Arc<dyn CacheReader>,
+    pub(crate) limiter: MemoryLimiter,
+    stderr: GuestOutput,
+    logs: usize,
+    /// Set by the epoch callback when the call ran past its deadline.
+    pub(crate) timed_out: bool,
+}
+
+impl HostState {
+    pub(crate) fn new(plugin: Arc<str>, cache: Arc<dyn CacheReader>, memory_bytes: u64) -> Self {
+        let stdout = GuestOutput::new(plugin.clone(), Stream::Stdout);
+        let stderr = GuestOutput::new(plugin.clone(), Stream::Stderr);
+        // `WasiCtxBuilder::new()` already gives no environment, arguments, preopened directories
+        // or stdin, and denies every socket address; the explicit calls keep it so.
+        let wasi = WasiCtx::builder()
+            .stdout(stdout)
+            .stderr(stderr.clone())
+            .wall_clock(FixedWallClock)
+            .monotonic_clock(FrozenMonotonicClock)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        HostState {
+            plugin,
+            wasi,
+            table: ResourceTable::new(),
+            cache,
+            limiter: MemoryLimiter::new(memory_bytes),
+            stderr,
+            logs: 0,
+            timed_out: false,
+        }
+    }
+
+    pub(crate) fn plugin(&self) -> &str {
+        &self.plugin
+    }
+
+    /// The end of what the guest wrote to stderr (a Rust guest's panic message), for trap reports,
+    /// without the standard library's hint about `RUST_BACKTRACE`.
+    pub(crate) fn stderr_tail(&self) -> String {
+        let tail = self.stderr.tail();
+        tail.lines()
+            .filter(|l| !l.starts_with("note: run with `RUST_BACKTRACE=1`"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for HostState {}
+
+impl cache::Host for HostState {
+    fn get(&mut self, kind: types::Gvk, namespace: Option<String>, name: String) -> Option<String> {
+        self.cache
+            .get(&gvk_from_wit(kind), namespace.as_deref(), &name)
+            .map(|v| v.to_string())
+    }
+
+    fn list(
+        &mut self,
+        kind: types::Gvk,
+        namespace: Option<String>,
+        label_selector: Option<String>,
+    ) -> Vec<String> {
+        self.cache
+            .list(
+                &gvk_from_wit(kind),
+                namespace.as_deref(),
+                label_selector.as_deref(),
+            )
+            .iter()
+            .map(|v| v.to_string())
+            .collect()
+    }
+}
+
+impl log::Host for HostState {
+    fn log(&mut self, level: log::Level, message: String) {
+        self.logs += 1;
+        if self.logs > LOG_BUDGET {
+            if self.logs == LOG_BUDGET + 1 {
+                tracing::warn!(target: "wasmop::plugin", plugin = %self.plugin,
+                    "more than {LOG_BUDGET} log lines in one call; dropping the rest");
+            }
+            return;
+        }
+        let message = cut(&message, MAX_LINE);
+        let plugin = &*self.plugin;
+        match level {
+            log::Level::Trace => tracing::trace!(target: "wasmop::plugin", plugin, "{message}"),
+            log::Level::Debug => tracing::debug!(target: "wasmop::plugin", plugin, "{message}"),
+            log::Level::Info => tracing::info!(target: "wasmop::plugin", plugin, "{message}"),
+            log::Level::Warn => tracing::warn!(target: "wasmop::plugin", plugin, "{message}"),
+            log::Level::Error => tracing::error!(target: "wasmop::plugin", plugin, "{message}"),
+        }
+    }
+}
+
+/// `s` cut to at most `max` bytes, on a character boundary.
+fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Caps the linear memory of one store: the sum of all its memories, counted from instantiation.
+/// A refused growth makes `memory.grow` return -1 to the guest (which usually aborts, a trap) and
+/// records that the cap was hit, so the caller reports `OutOfMemory` rather than a plain trap.
+pub(crate) struct MemoryLimiter {
+    cap: u64,
+    used: u64,
+    pub(crate) hit: bool,
+}
+
+impl MemoryLimiter {
+    fn new(cap: u64) -> Self {
+        MemoryLimiter {
+            cap,
+            used: 0,
+            hit: false,
+        }
+    }
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let grow = desired.saturating_sub(current) as u64;
+        if self.used.saturating_add(grow) > self.cap {
+            self.hit = true;
+            return Ok(false);
+        }
+        self.used += grow;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // The pooling allocator caps table sizes too; this only refuses absurd requests early.
+        Ok(desired <= 1 << 20)
+    }
+}
+
+/// The guest's wall clock: always the Unix epoch. Plugins are functions of their snapshot.
+struct FixedWallClock;
+
+impl HostWallClock for FixedWallClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+/// The guest's monotonic clock: stopped at zero.
+struct FrozenMonotonicClock;
+
+impl HostMonotonicClock for FrozenMonotonicClock {
+    fn resolution(&self) -> u64 {
+        1
+    }
+
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// A guest's stdout or stderr: split into lines, each forwarded to `tracing` with the plugin's name
+/// (stdout at info, stderr at warn), up to a budget per call. Clones share their state.
+#[derive(Clone)]
+struct GuestOutput(Arc<Mutex<OutputState>>);
+
+struct OutputState {
+    plugin: Arc<str>,
+    stream: Stream,
+    line: Vec<u8>,
+    forwarded: usize,
+    tail: VecDeque<u8>,
+}
+
+impl GuestOutput {
+    fn new(plugin: Arc<str>, stream: Stream) -> Self {
+        GuestOutput(Arc::new(Mutex::new(OutputState {
+            plugin,
+            stream,
+            line: Vec::new(),
+            forwarded: 0,
+            tail: VecDeque::new(),
+        })))
+    }
+
+    fn write(&self, bytes: &[u8]) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).write(bytes);
+    }
+
+    fn tail(&self) -> String {
+        let state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (a, b) = state.tail.as_slices();
+        let bytes = [a, b].concat();
+        String::from_utf8_lossy(&bytes).trim().to_string()
+    }
+}
+
+impl OutputState {
+    fn write(&mut self, bytes: &[u8]) {
+        if self.stream == Stream::Stderr {
+            self.tail.extend(bytes);
+            let excess = self.tail.len().saturating_sub(STDERR_TAIL);
+            self.tail.drain(..excess);
+        }
+        for chunk in bytes.split_inclusive(|b| *b == b'\n') {
+            let (text, newline) = match chunk.strip_suffix(b"\n") {
+                Some(text) => (text, true),
+                None => (chunk, false),
+            };
+            let room = MAX_LINE.saturating_sub(self.line.len());
+            self.line.extend_from_slice(&text[..text.len().min(room)]);
+            if newline {
+                self.emit();
+            }
+        }
+    }
+
+    fn emit(&mut self) {
+        let line = std::mem::take(&mut self.line);
+        let budget_left = OUTPUT_BUDGET.saturating_sub(self.forwarded);
+        if budget_left == 0 {
+            return;
+        }
+        self.forwarded += line.len() + 1;
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end_matches('\r');
+        let plugin = &*self.plugin;
+        match self.stream {
+            Stream::Stdout => tracing::info!(target: "wasmop::plugin", plugin, stream = "stdout", "{text}"),
+            Stream::Stderr => tracing::warn!(target: "wasmop::plugin", plugin, stream = "stderr", "{text}"),
+        }
+        if self.forwarded >= OUTPUT_BUDGET {
+            tracing::warn!(target: "wasmop::plugin", plugin,
+                "more than {OUTPUT_BUDGET} bytes of output in one call; dropping the rest");
+        }
+    }
+}
+
+impl Drop for OutputState {
+    fn drop(&mut self) {
+        if !self.line.is_empty() {
+            self.emit();
+        }
+    }
+}
+
+impl IsTerminal for GuestOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestOutput {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl OutputStream for GuestOutput {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        GuestOutput::write(self, &bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(64 * 1024)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for GuestOutput {
+    async fn ready(&mut self) {}
+}
+
+impl tokio::io::AsyncWrite for GuestOutput {
+    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        GuestOutput::write(&self, buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limiter_caps_the_sum_of_memories_and_remembers_a_refusal() {
+        let mut l = MemoryLimiter::new(10 << 20);
+        assert!(l.memory_growing(0, 6 << 20, None).unwrap());
+        assert!(l.memory_growing(0, 3 << 20, None).unwrap());
+        assert!(!l.hit);
+        assert!(!l.memory_growing(6 << 20, 8 << 20, None).unwrap());
+        assert!(l.hit);
+        assert!(l.memory_growing(3 << 20, 4 << 20, None).unwrap());
+    }
+
+    #[test]
+    fn stderr_keeps_a_tail_and_lines_are_split() {
+        let out = GuestOutput::new("p".into(), Stream::Stderr);
+        out.write(b"first line\nthread 'main' panicked at src/lib.rs:3:5:\n");
+        out.write(b"boom\n");
+        assert_eq!(
+            out.tail(),
+            "first line\nthread 'main' panicked at src/lib.rs:3:5:\nboom"
+        );
+        let state = out.0.lock().unwrap();
+        assert!(state.line.is_empty());
+        assert_eq!(
+            state.forwarded,
+            "first line\nthread 'main' panicked at src/lib.rs:3:5:\nboom\n".len()
+        );
+        drop(state);
+        out.write(&vec![b'x'; 3 * STDERR_TAIL]);
+        assert_eq!(out.tail().len(), STDERR_TAIL);
+        assert_eq!(out.0.lock().unwrap().line.len(), MAX_LINE);
+    }
+
+    #[test]
+    fn output_past_the_budget_is_dropped() {
+        let out = GuestOutput::new("p".into(), Stream::Stdout);
+        let line = [vec![b'y'; 1023], vec![b'\n']].concat();
+        for _ in 0..200 {
+            out.write(&line);
+        }
+        assert_eq!(out.0.lock().unwrap().forwarded, OUTPUT_BUDGET);
+        assert!(out.tail().is_empty(), "stdout keeps no tail");
+    }
+
+    #[test]
+    fn cut_respects_char_boundaries() {
+        assert_eq!(cut("héllo", 2), "h");
+        assert_eq!(cut("hello", 10), "hello");
+    }
+}

@@ -1,0 +1,397 @@
+//! The engine, the linker, and loading: from bytes to a validated [`Plugin`].
+
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wasmop_contract::{CacheReader, EmptyCache};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline};
+
+use crate::bindings::{Reconciler as World, ReconcilerPre};
+use crate::convert;
+use crate::error::{LoadError, RuntimeError};
+use crate::host::HostState;
+use crate::plugin::{Plugin, PluginLimits, classify};
+
+/// How the engine is set up; one per process is usual ([`Runtime::shared`]).
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Plugin instances that can exist at once, across all plugins: one per running reconcile and
+    /// one per plugin being loaded. Past it a reconcile fails with a retryable error. Each slot
+    /// reserves (but does not commit) address space for its linear memories.
+    pub max_instances: u32,
+    /// How often the epoch advances: the granularity of deadlines, and how often a running guest
+    /// yields to the async executor.
+    pub epoch_tick: Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            max_instances: 128,
+            epoch_tick: Duration::from_millis(10),
+        }
+    }
+}
+
+/// The wasmtime engine and the linker every plugin is instantiated with. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<RuntimeInner>,
+}
+
+struct RuntimeInner {
+    engine: Engine,
+    linker: Linker<HostState>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").finish_non_exhaustive()
+    }
+}
+
+static SHARED: Mutex<Option<Runtime>> = Mutex::new(None);
+
+impl Runtime {
+    /// Sets up an engine and starts its epoch ticker (a thread that stops when the last clone of
+    /// this runtime, and of every plugin loaded with it, is dropped).
+    pub fn new(config: RuntimeConfig) -> Result<Runtime, RuntimeError> {
+        let n = config.max_instances.max(1);
+        let mut pool = PoolingAllocationConfig::new();
+        // A Rust component is a handful of core instances (the program plus adapter shims) with
+        // one or two memories and tables; leave room for more.
+        pool.total_component_instances(n)
+            .total_core_instances(n.saturating_mul(8))
+            .total_memories(n.saturating_mul(2))
+            .total_tables(n.saturating_mul(4))
+            .total_stacks(n);
+        let mut wasm = wasmtime::Config::new();
+        wasm.wasm_component_model(true)
+            .epoch_interruption(true)
+            .parallel_compilation(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&wasm).map_err(|e| RuntimeError(format!("{e:#}")))?;
+
+        let mut linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| RuntimeError(format!("linking WASI: {e:#}")))?;
+        World::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| RuntimeError(format!("linking the host imports: {e:#}")))?;
+
+        let weak = engine.weak();
+        let tick = config.epoch_tick.max(Duration::from_millis(1));
+        std::thread::Builder::new()
+            .name("wasmop-epoch".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(tick);
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .map_err(|e| RuntimeError(format!("starting the epoch ticker: {e}")))?;
+
+        Ok(Runtime {
+            inner: Arc::new(RuntimeInner { engine, linker }),
+        })
+    }
+
+    /// The process-wide runtime with the default configuration, created on first use.
+    pub fn shared() -> Result<Runtime, RuntimeError> {
+        let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(rt) = &*shared {
+            return Ok(rt.clone());
+        }
+        let rt = Runtime::new(RuntimeConfig::default())?;
+        *shared = Some(rt.clone());
+        Ok(rt)
+    }
+
+    /// Reads, compiles and checks a plugin file (blocking: compiling takes CPU seconds).
+    pub fn load(&self, path: impl AsRef<Path>, limits: PluginLimits) -> Result<Plugin, LoadError> {
+        let path = path.as_ref();
+        let file = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        self.load_bytes(&file, &bytes, limits)
+    }
+
+    /// Like [`load`](Self::load) for bytes already in memory; `file` names them in errors and,
+    /// until the plugin has told its name, in logs.
+    pub fn load_bytes(&self, file: &str, bytes: &[u8], limits: PluginLimits) -> Result<Plugin, LoadError> {
+        let compiled = self.compile(file, bytes)?;
+        self.instantiate(compiled, limits)
+    }
+
+    /// Compiles a component to native code, without checking it is a reconciler yet.
+    pub fn compile(&self, file: &str, bytes: &[u8]) -> Result<CompiledPlugin, LoadError> {
+        check_header(file, bytes)?;
+        let component = Component::new(&self.inner.engine, bytes).map_err(|e| LoadError::Compile {
+            file: file.to_string(),
+            reason: format!("{e:#}"),
+        })?;
+        Ok(CompiledPlugin {
+            file: file.to_string(),
+            component,
+        })
+    }
+
+    /// Compiles a component to the engine's artifact format (what [`CompiledPlugin::serialize`]
+    /// gives), for an on-disk cache. See [`compatibility_key`](Self::compatibility_key).
+    pub fn precompile(&self, file: &str, bytes: &[u8]) -> Result<Vec<u8>, LoadError> {
+        check_header(file, bytes)?;
+        self.inner
+            .engine
+            .precompile_component(bytes)
+            .map_err(|e| LoadError::Compile {
+                file: file.to_string(),
+                reason: format!("{e:#}"),
+            })
+    }
+
+    /// A hash of everything that makes compiled artifacts of this engine incompatible with another
+    /// (wasmtime version, target, compiler settings): part of an artifact cache key, with the hash
+    /// of the component's bytes.
+    pub fn compatibility_key(&self) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.inner.engine.precompile_compatibility_hash().hash(&mut h);
+        h.finish()
+    }
+
+    /// Links a compiled component against the reconciler world, calls its `metadata` export once
+    /// (with `limits`) and validates the answer.
+    pub fn instantiate(&self, compiled: CompiledPlugin, limits: PluginLimits) -> Result<Plugin, LoadError> {
+        let CompiledPlugin { file, component } = compiled;
+        let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld {
+            file: file.clone(),
+            reason: format!("{e:#}"),
+        };
+        let pre = self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(wrong_world)?;
+        let pre = ReconcilerPre::new(pre).map_err(wrong_world)?;
+
+        let label: Arc<str> = Path::new(&file)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| file.clone())
+            .into();
+        let mut store = self.store(label, Arc::new(EmptyCache), limits);
+        let result = futures::executor::block_on(async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.call_metadata(&mut store).await
+        });
+        let metadata = result.map_err(|e| LoadError::Metadata {
+            file: file.clone(),
+            failure: classify(e, store.data(), limits),
+        })?;
+        let metadata = convert::metadata_from_wit(metadata);
+        metadata.validate().map_err(|source| LoadError::InvalidMetadata {
+            file: file.clone(),
+            source,
+        })?;
+        Ok(Plugin::new(self.clone(), file, metadata, pre, component, limits))
+    }
+
+    /// A fresh store for one call: its own WASI context, cache, memory cap and deadline.
+    pub(crate) fn store(
+        &self,
+        plugin: Arc<str>,
+        cache: Arc<dyn CacheReader>,
+        limits: PluginLimits,
+    ) -> Store<HostState> {
+        let mut store = Store::new(
+            &self.inner.engine,
+            HostState::new(plugin, cache, limits.memory_bytes),
+        );
+        store.limiter(|s| &mut s.limiter);
+        let deadline = Instant::now() + limits.deadline;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |mut ctx| {
+            if Instant::now() >= deadline {
+                ctx.data_mut().timed_out = true;
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                // Let other tasks run, then check again at the next tick.
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store
+    }
+}
+
+/// Distinguishes "not wasm" and "a core module" from other compile errors, before compiling.
+fn check_header(file: &str, bytes: &[u8]) -> Result<(), LoadError> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(LoadError::NotWasm { file: file.into() });
+    }
+    // Version (u16) and layer (u16): layer 0 is a core module, 1 a component.
+    if bytes[6..8] == [0, 0] {
+        return Err(LoadError::NotComponent { file: file.into() });
+    }
+    Ok(())
+}
+
+/// A component compiled by a [`Runtime`], not yet checked against the reconciler world.
+pub struct CompiledPlugin {
+    file: String,
+    component: Component,
+}
+
+impl std::fmt::Debug for CompiledPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledPlugin")
+            .field("file", &self.file)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CompiledPlugin {
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// The compiled code in the engine's artifact format. Loading it back needs wasmtime's `unsafe`
+    /// `Component::deserialize`, which this crate does not call (see the crate's README).
+    pub fn serialize(&self) -> Result<Vec<u8>, LoadError> {
+        self.component.serialize().map_err(|e| LoadError::Serialize {
+            file: self.file.clone(),
+            reason: format!("{e:#}"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The smallest core module: magic, version 1, layer 0.
+    pub(crate) const CORE_MODULE: &[u8] = b"\0asm\x01\0\0\0";
+    /// The smallest component: magic, version 0x0d, layer 1. It exports nothing.
+    pub(crate) const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\0\x01\0";
+
+    fn runtime() -> Runtime {
+        Runtime::shared().unwrap()
+    }
+
+    #[test]
+    fn headers_are_told_apart() {
+        assert!(matches!(
+            check_header("f", b"hello"),
+            Err(LoadError::NotWasm { .. })
+        ));
+        assert!(matches!(check_header("f", b""), Err(LoadError::NotWasm { .. })));
+        assert!(matches!(
+            check_header("f", CORE_MODULE),
+            Err(LoadError::NotComponent { .. })
+        ));
+        assert!(check_header("f", EMPTY_COMPONENT).is_ok());
+    }
+
+    #[test]
+    fn every_load_error_names_the_file() {
+        let rt = runtime();
+        let err = rt
+            .load_bytes("garbage.wasm", b"not wasm at all", PluginLimits::default())
+            .unwrap_err();
+        assert!(matches!(err, LoadError::NotWasm { .. }));
+        assert!(
+            err.to_string()
+                .starts_with("garbage.wasm: not a WebAssembly file"),
+            "{err}"
+        );
+
+        let err = rt
+            .load_bytes("core.wasm", CORE_MODULE, PluginLimits::default())
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("core.wasm: a core WebAssembly module"),
+            "{err}"
+        );
+
+        let err = rt
+            .load_bytes("empty.wasm", EMPTY_COMPONENT, PluginLimits::default())
+            .unwrap_err();
+        assert!(matches!(err, LoadError::WrongWorld { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("empty.wasm: not a wasmop:reconciler@0.1.0 plugin"),
+            "{err}"
+        );
+
+        let mut broken = EMPTY_COMPONENT.to_vec();
+        broken.extend_from_slice(&[0xff, 0x01, 0x00]);
+        let err = rt
+            .load_bytes("broken.wasm", &broken, PluginLimits::default())
+            .unwrap_err();
+        assert!(matches!(err, LoadError::Compile { .. }), "{err}");
+        assert_eq!(err.file(), "broken.wasm");
+
+        let err = rt
+            .load("/nonexistent/plugin.wasm", PluginLimits::default())
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("/nonexistent/plugin.wasm: cannot read"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn components_of_other_worlds_are_refused_with_the_reason() {
+        let rt = runtime();
+        let load = |name: &str, wat: &str| {
+            let bytes = wat::parse_str(wat).expect("valid WAT");
+            rt.load_bytes(name, &bytes, PluginLimits::default())
+                .expect_err("not a reconciler")
+        };
+        // A component exporting something else (a `wasi:cli/run`-like function).
+        let err = load(
+            "command.wasm",
+            r#"(component
+                (core module $m (func (export "run") (result i32) i32.const 0))
+                (core instance $i (instantiate $m))
+                (func (export "run") (result u32) (canon lift (core func $i "run"))))"#,
+        );
+        assert!(matches!(err, LoadError::WrongWorld { .. }), "{err}");
+        assert!(err.to_string().contains("metadata"), "{err}");
+        // A component importing what the host does not provide.
+        let err = load(
+            "imports.wasm",
+            r#"(component (import "acme:thing/api@1.0.0" (instance (export "f" (func)))))"#,
+        );
+        assert!(matches!(err, LoadError::WrongWorld { .. }), "{err}");
+        assert!(err.to_string().starts_with("imports.wasm: "), "{err}");
+        assert!(err.to_string().contains("acme:thing/api"), "{err}");
+        // The right export names with the wrong types.
+        let err = load(
+            "types.wasm",
+            r#"(component
+                (core module $m (func (export "f") (result i32) i32.const 0))
+                (core instance $i (instantiate $m))
+                (func (export "metadata") (result u32) (canon lift (core func $i "f")))
+                (func (export "reconcile") (result u32) (canon lift (core func $i "f"))))"#,
+        );
+        assert!(matches!(err, LoadError::WrongWorld { .. }), "{err}");
+    }
+
+    #[test]
+    fn compiled_components_serialise() {
+        let rt = runtime();
+        let compiled = rt.compile("empty.wasm", EMPTY_COMPONENT).unwrap();
+        let bytes = compiled.serialize().unwrap();
+        assert!(!bytes.is_empty());
+        assert!(!rt.precompile("empty.wasm", EMPTY_COMPONENT).unwrap().is_empty());
+        assert_eq!(rt.compatibility_key(), rt.compatibility_key());
+    }
+}

@@ -1,0 +1,232 @@
+//! The runtime against the real test plugins (built by `wasmop-example-plugins`): a reconcile that
+//! works, and every way a guest can fail — trap, endless loop, unbounded allocation — contained
+//! and reported, with the plugin still usable afterwards; and files that are not plugins.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use wasmop_contract::{CacheReader, EmptyCache, EventType, Gvk, ReconcileFailure, Reconciler, Snapshot};
+use wasmop_example_plugins::plugin_path;
+use wasmop_runtime::{LoadError, Plugin, PluginLimits, Runtime};
+
+fn load(name: &str, limits: PluginLimits) -> Plugin {
+    Runtime::shared()
+        .expect("runtime")
+        .load(plugin_path(name), limits)
+        .unwrap_or_else(|e| panic!("{name} loads: {e}"))
+}
+
+fn configmap(name: &str) -> Snapshot {
+    serde_json::from_value(json!({
+        "object": {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "default", "generation": 1},
+            "data": {"a": "1", "b": "2"},
+        },
+        "reason": "change",
+    }))
+    .unwrap()
+}
+
+fn empty() -> Arc<dyn CacheReader> {
+    Arc::new(EmptyCache)
+}
+
+#[tokio::test]
+async fn hello_reconciles() {
+    let hello = load("hello", PluginLimits::default());
+    assert_eq!(hello.metadata().name, "hello");
+    assert_eq!(hello.metadata().primary, Gvk::new("", "v1", "ConfigMap"));
+    // Through the engine's trait object, as the engine calls it.
+    let plugin: Arc<dyn Reconciler> = Arc::new(hello);
+    let desired = plugin.reconcile(configmap("demo"), empty()).await.unwrap();
+    assert_eq!(desired.events.len(), 1);
+    assert_eq!(desired.events[0].event_type, EventType::Normal);
+    assert_eq!(desired.events[0].reason, "Greeted");
+    assert_eq!(desired.events[0].message, "Hello, demo! You hold 2 keys.");
+}
+
+#[tokio::test]
+async fn a_trap_is_a_failure_and_the_plugin_stays_usable() {
+    let trap = load("trap", PluginLimits::default());
+    for _ in 0..3 {
+        match trap.reconcile(&configmap("boom"), empty()).await {
+            Err(ReconcileFailure::Trap(message)) => {
+                // The guest's panic message travels with the trap.
+                assert!(
+                    message.contains("deliberate panic while reconciling boom"),
+                    "{message}"
+                );
+            }
+            other => panic!("expected a trap, got {other:?}"),
+        }
+    }
+    // A malformed snapshot object is the guest's problem too, not the host's.
+    let hello = load("hello", PluginLimits::default());
+    let mut odd = configmap("odd");
+    odd.object = json!("not an object");
+    assert!(hello.reconcile(&odd, empty()).await.is_err());
+    assert!(hello.reconcile(&configmap("fine"), empty()).await.is_ok());
+}
+
+#[tokio::test]
+async fn an_endless_loop_times_out_near_the_deadline() {
+    let deadline = Duration::from_millis(300);
+    let spin = load(
+        "spin",
+        PluginLimits {
+            deadline,
+            ..PluginLimits::default()
+        },
+    );
+    let start = Instant::now();
+    let result = spin.reconcile(&configmap("x"), empty()).await;
+    let took = start.elapsed();
+    assert_eq!(result.unwrap_err(), ReconcileFailure::Timeout(deadline));
+    assert!(took >= deadline, "{took:?}");
+    assert!(took < deadline + Duration::from_millis(700), "{took:?}");
+    // And again: every reconcile gets a fresh deadline.
+    let result = spin.reconcile(&configmap("x"), empty()).await;
+    assert_eq!(result.unwrap_err(), ReconcileFailure::Timeout(deadline));
+}
+
+/// A spinning guest yields to the executor at every epoch tick, so it never holds a worker:
+/// on a single-threaded runtime another plugin's reconcile still completes meanwhile.
+#[tokio::test(flavor = "current_thread")]
+async fn a_spinning_guest_does_not_block_the_executor() {
+    let spin = load(
+        "spin",
+        PluginLimits {
+            deadline: Duration::from_secs(2),
+            ..PluginLimits::default()
+        },
+    );
+    let hello = load("hello", PluginLimits::default());
+    let snapshot = configmap("x");
+    let start = Instant::now();
+    let spinning = spin.reconcile(&snapshot, empty());
+    let quick = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let r = hello.reconcile(&configmap("y"), empty()).await;
+        (r, start.elapsed())
+    };
+    let (spun, (greeted, greeted_at)) = tokio::join!(spinning, quick);
+    assert!(matches!(spun, Err(ReconcileFailure::Timeout(_))));
+    assert!(greeted.is_ok());
+    assert!(
+        greeted_at < Duration::from_secs(1),
+        "hello finished after {greeted_at:?}"
+    );
+}
+
+#[tokio::test]
+async fn unbounded_allocation_hits_the_memory_cap() {
+    let cap = 32 << 20;
+    let hog = load(
+        "hog",
+        PluginLimits {
+            memory_bytes: cap,
+            ..PluginLimits::default()
+        },
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            hog.reconcile(&configmap("x"), empty()).await.unwrap_err(),
+            ReconcileFailure::OutOfMemory(cap)
+        );
+    }
+    // The same compiled plugin with a cap too small even to instantiate.
+    let tiny = hog.clone().with_limits(PluginLimits {
+        memory_bytes: 64 << 10,
+        ..PluginLimits::default()
+    });
+    assert_eq!(
+        tiny.reconcile(&configmap("x"), empty()).await.unwrap_err(),
+        ReconcileFailure::OutOfMemory(64 << 10)
+    );
+}
+
+#[tokio::test]
+async fn reconciles_run_concurrently_in_separate_instances() {
+    let hello = Arc::new(load("hello", PluginLimits::default()));
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let hello = hello.clone();
+            tokio::spawn(async move { hello.reconcile(&configmap(&format!("cm-{i}")), empty()).await })
+        })
+        .collect();
+    for (i, t) in tasks.into_iter().enumerate() {
+        let desired = t.await.unwrap().unwrap();
+        assert_eq!(
+            desired.events[0].message,
+            format!("Hello, cm-{i}! You hold 2 keys.")
+        );
+    }
+}
+
+fn load_err(path: &Path) -> LoadError {
+    Runtime::shared()
+        .unwrap()
+        .load(path, PluginLimits::default())
+        .expect_err("not a plugin")
+}
+
+#[test]
+fn files_that_are_not_plugins_are_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.wasm");
+    std::fs::write(&garbage, b"#!/bin/sh\necho hello\n").unwrap();
+    let err = load_err(&garbage);
+    assert!(matches!(err, LoadError::NotWasm { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with(&format!("{}: not a WebAssembly file", garbage.display()))
+    );
+
+    let core = dir.path().join("core.wasm");
+    std::fs::write(
+        &core,
+        wat::parse_str("(module (func (export \"reconcile\")))").unwrap(),
+    )
+    .unwrap();
+    let err = load_err(&core);
+    assert!(matches!(err, LoadError::NotComponent { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with(&format!("{}: a core WebAssembly module", core.display()))
+    );
+
+    let other = dir.path().join("other-world.wasm");
+    let command = wat::parse_str(
+        r#"(component
+            (core module $m (func (export "run") (result i32) i32.const 0))
+            (core instance $i (instantiate $m))
+            (func (export "run") (result u32) (canon lift (core func $i "run"))))"#,
+    )
+    .unwrap();
+    std::fs::write(&other, command).unwrap();
+    let err = load_err(&other);
+    assert!(matches!(err, LoadError::WrongWorld { .. }), "{err}");
+    assert!(
+        err.to_string().starts_with(&format!(
+            "{}: not a wasmop:reconciler@0.1.0 plugin",
+            other.display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_example_and_test_plugin_loads_with_valid_metadata() {
+    for name in wasmop_example_plugins::EXAMPLES
+        .iter()
+        .chain(wasmop_example_plugins::TEST_PLUGINS)
+    {
+        let plugin = load(name, PluginLimits::default());
+        plugin.metadata().validate().unwrap();
+        assert_eq!(plugin.file(), plugin_path(name).display().to_string());
+    }
+}

@@ -1,0 +1,76 @@
+//! A small local status endpoint of a running host (`--status-addr`, 127.0.0.1 by default): `GET
+//! /plugins` lists the loaded plugins, `GET /healthz` answers ok. `wasmop plugins` reads it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::routing::get;
+
+use super::manager::{PluginManager, PluginStatus};
+
+async fn plugins(State(m): State<Arc<PluginManager>>) -> Json<Vec<PluginStatus>> {
+    Json(m.status().await)
+}
+
+/// Serves the endpoint until `shutdown` fires; returns the bound address.
+pub async fn serve(
+    addr: SocketAddr,
+    manager: Arc<PluginManager>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<SocketAddr> {
+    let app = axum::Router::new()
+        .route("/plugins", get(plugins))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(manager);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = shutdown.changed().await;
+            })
+            .await;
+    });
+    Ok(bound)
+}
+
+/// `wasmop plugins`: fetches and prints the plugin table of a running host.
+pub async fn print(addr: SocketAddr) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connecting to the host's status endpoint at {addr}"))?;
+    stream
+        .write_all(format!("GET /plugins HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).await?;
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .context("malformed status response")?;
+    let list: Vec<PluginStatus> = serde_json::from_str(body).context("malformed plugin list")?;
+    println!(
+        "{:<28} {:<24} {:<10} {:<13} {:<8} LAST ERROR",
+        "FILE", "NAME", "VERSION", "HASH", "STATE"
+    );
+    for p in list {
+        let file = std::path::Path::new(&p.file)
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or(p.file);
+        println!(
+            "{:<28} {:<24} {:<10} {:<13} {:<8} {}",
+            file,
+            p.name.as_deref().unwrap_or("-"),
+            p.version.as_deref().unwrap_or("-"),
+            p.hash.as_deref().unwrap_or("-"),
+            format!("{:?}", p.state).to_lowercase(),
+            p.last_error.as_deref().unwrap_or("")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,194 @@
+//! Golden tests of the example plugins as built components, through the real `wasmop test` binary:
+//! for every `example-plugins/<plugin>/tests/<case>.snapshot.yaml`, the desired state it prints
+//! must equal `<case>.expected.yaml` (compared as data, not text). With `WASMOP_BLESS=1` the
+//! expected files are rewritten instead. Also: `wasmop test` failing and `wasmop inspect`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn example_plugins() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../example-plugins")
+}
+
+fn wasmop(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wasmop"))
+        .args(args)
+        .env("WASMOP_LOG", "warn")
+        .output()
+        .expect("wasmop runs")
+}
+
+/// `(plugin, snapshot file)` for every fixture, sorted.
+fn fixtures() -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    let mut plugins: Vec<PathBuf> = std::fs::read_dir(example_plugins())
+        .expect("example-plugins/ is readable")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("tests").is_dir() && p.join("Cargo.toml").is_file())
+        .collect();
+    plugins.sort();
+    for dir in plugins {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let mut snapshots: Vec<PathBuf> = std::fs::read_dir(dir.join("tests"))
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.to_string_lossy().ends_with(".snapshot.yaml"))
+            .collect();
+        snapshots.sort();
+        out.extend(snapshots.into_iter().map(|s| (name.clone(), s)));
+    }
+    out
+}
+
+/// Runs one fixture; `Err` describes a mismatch or a failure.
+fn check_case(plugin: &str, snapshot: &Path, bless: bool) -> Result<(), String> {
+    let file = snapshot.file_name().unwrap().to_string_lossy();
+    let case = file.trim_end_matches(".snapshot.yaml");
+    let expected_path = snapshot.with_file_name(format!("{case}.expected.yaml"));
+    let wasm = wasmop_example_plugins::plugin_path(plugin);
+    let out = wasmop(&[
+        "test".as_ref(),
+        wasm.as_os_str(),
+        "--snapshot".as_ref(),
+        snapshot.as_os_str(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!(
+            "{plugin}/{case}: wasmop test failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    if bless {
+        std::fs::write(&expected_path, stdout.as_bytes()).expect("write the expected file");
+        return Ok(());
+    }
+    let Ok(want) = std::fs::read_to_string(&expected_path) else {
+        return Err(format!(
+            "{plugin}/{case}: {} is missing; it would be:\n{stdout}",
+            expected_path.display()
+        ));
+    };
+    let want: serde_yaml::Value =
+        serde_yaml::from_str(&want).map_err(|e| format!("{} is not YAML: {e}", expected_path.display()))?;
+    let got: serde_yaml::Value = serde_yaml::from_str(&stdout)
+        .map_err(|e| format!("{plugin}/{case}: wasmop test printed no YAML: {e}"))?;
+    if want != got {
+        return Err(format!(
+            "{plugin}/{case}: the answer differs from {}:\n{stdout}",
+            expected_path.display()
+        ));
+    }
+    Ok(())
+}
+
+#[test]
+fn example_plugins_answer_their_golden_files() {
+    let bless = std::env::var_os("WASMOP_BLESS").is_some_and(|v| v == "1");
+    let fixtures = fixtures();
+    assert!(!fixtures.is_empty(), "no example-plugins/*/tests/*.snapshot.yaml");
+    // Each case is one `wasmop test` process (compiling its plugin): run a few at once.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failures = std::sync::Mutex::new(Vec::new());
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                while let Some((plugin, snapshot)) =
+                    fixtures.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                {
+                    if let Err(e) = check_case(plugin, snapshot, bless) {
+                        failures.lock().unwrap().push(e);
+                    }
+                }
+            });
+        }
+    });
+    let mut failures = failures.into_inner().unwrap();
+    failures.sort();
+    assert!(
+        failures.is_empty(),
+        "{} of {} golden cases failed (WASMOP_BLESS=1 rewrites the expected files):\n\n{}",
+        failures.len(),
+        fixtures.len(),
+        failures.join("\n\n")
+    );
+}
+
+/// A snapshot of one ConfigMap, in a temporary file.
+fn configmap_snapshot(dir: &Path) -> PathBuf {
+    let path = dir.join("cm.snapshot.yaml");
+    std::fs::write(
+        &path,
+        "object:\n  apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: demo, namespace: default, generation: 1}\n  data: {a: b}\nreason: change\n",
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn a_failing_reconcile_exits_non_zero_with_the_failure_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = configmap_snapshot(dir.path());
+    let wasm = wasmop_example_plugins::plugin_path("trap");
+    let out = wasmop(&[
+        "test".as_ref(),
+        wasm.as_os_str(),
+        "--snapshot".as_ref(),
+        snapshot.as_os_str(),
+    ]);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "nothing on stdout");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("plugin trapped"), "{stderr}");
+
+    let out = wasmop(&[
+        "test".as_ref(),
+        wasmop_example_plugins::plugin_path("spin").as_os_str(),
+        "--snapshot".as_ref(),
+        snapshot.as_os_str(),
+        "--deadline".as_ref(),
+        "300ms".as_ref(),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("exceeded its deadline of 300ms"), "{stderr}");
+
+    // Not a plugin: the error names the file.
+    let garbage = dir.path().join("garbage.wasm");
+    std::fs::write(&garbage, "hello").unwrap();
+    let out = wasmop(&[
+        "test".as_ref(),
+        garbage.as_os_str(),
+        "--snapshot".as_ref(),
+        snapshot.as_os_str(),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{}: not a WebAssembly file", garbage.display())),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn inspect_prints_metadata_and_rbac_rules() {
+    let wasm = wasmop_example_plugins::plugin_path("hello");
+    let out = wasmop(&["inspect".as_ref(), wasm.as_os_str()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_yaml::Value = serde_yaml::from_slice(&out.stdout).expect("YAML");
+    assert_eq!(doc["metadata"]["name"].as_str(), Some("hello"));
+    assert_eq!(doc["metadata"]["primary"]["kind"].as_str(), Some("ConfigMap"));
+    assert_eq!(doc["fieldManager"].as_str(), Some("wasmop/hello"));
+    let rules = doc["rbacRules"].as_sequence().expect("rbacRules");
+    assert!(
+        rules.iter().any(|r| r["kinds"][0].as_str() == Some("ConfigMap")
+            && r["verbs"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .any(|v| v.as_str() == Some("watch"))),
+        "{rules:?}"
+    );
+}
