@@ -13,3 +13,4 @@ mod apiserver_watch;
 mod engine_containment;
 mod engine_examples;
 mod golden;
+mod reload;

@@ -1,6 +1,7 @@
 //! A loaded plugin and one reconcile: fresh store, deadline, memory cap, and the mapping of every
 //! outcome to the contract.
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -136,27 +137,46 @@ impl Plugin {
             let instance = pre.instantiate_async(&mut store).await?;
             instance.call_reconcile(&mut store, &input).await
         };
-        // Guest code is stopped by the epoch callback; a guest waiting in a host call (a WASI
-        // sleep) is not, so with a tokio runtime around the call is also bounded from outside.
-        let outcome = if tokio::runtime::Handle::try_current().is_ok() {
-            let bounded = tokio::time::timeout(limits.deadline + HOST_GRACE, call);
-            match AssertUnwindSafe(bounded).catch_unwind().await {
-                Ok(Ok(result)) => Ok(result),
-                Ok(Err(_elapsed)) => return Err(ReconcileFailure::Timeout(limits.deadline)),
-                Err(panic) => Err(panic),
-            }
-        } else {
-            AssertUnwindSafe(call).catch_unwind().await
-        };
-        match outcome {
-            Ok(Ok(Ok(desired))) => convert::desired_from_wit(desired),
-            Ok(Ok(Err(error))) => Err(convert::error_from_wit(error)),
-            Ok(Err(e)) => Err(classify(e, store.data(), limits)),
-            Err(panic) => Err(ReconcileFailure::Trap(format!(
-                "the host panicked during the call: {}",
-                panic_message(&*panic)
-            ))),
+        match bounded(limits, call).await {
+            Outcome::Done(Ok(Ok(desired))) => convert::desired_from_wit(desired),
+            Outcome::Done(Ok(Err(error))) => Err(convert::error_from_wit(error)),
+            Outcome::Done(Err(e)) => Err(classify(e, store.data(), limits)),
+            Outcome::Failed(failure) => Err(failure),
         }
+    }
+}
+
+/// How a call ended, before looking at the store.
+pub(crate) enum Outcome<T> {
+    /// The call returned or wasmtime reported an error (trap, interrupt, refused growth, ...).
+    Done(wasmtime::Result<T>),
+    /// The host stopped it: past the deadline in a host call, or a host panic.
+    Failed(ReconcileFailure),
+}
+
+/// Runs a call into a guest, bounded from outside too: guest code is stopped by the epoch callback,
+/// but a guest waiting in a host call (a WASI sleep) is not, so with a tokio runtime around, the call
+/// is dropped a little after its deadline. A panic in the host part of the call is caught.
+pub(crate) async fn bounded<T>(
+    limits: PluginLimits,
+    call: impl Future<Output = wasmtime::Result<T>>,
+) -> Outcome<T> {
+    let result = if tokio::runtime::Handle::try_current().is_ok() {
+        let call = tokio::time::timeout(limits.deadline + HOST_GRACE, call);
+        match AssertUnwindSafe(call).catch_unwind().await {
+            Ok(Ok(result)) => Ok(result),
+            Ok(Err(_elapsed)) => return Outcome::Failed(ReconcileFailure::Timeout(limits.deadline)),
+            Err(panic) => Err(panic),
+        }
+    } else {
+        AssertUnwindSafe(call).catch_unwind().await
+    };
+    match result {
+        Ok(result) => Outcome::Done(result),
+        Err(panic) => Outcome::Failed(ReconcileFailure::Trap(format!(
+            "the host panicked during the call: {}",
+            panic_message(&*panic)
+        ))),
     }
 }
 

@@ -13,7 +13,7 @@ use crate::bindings::{Reconciler as World, ReconcilerPre};
 use crate::convert;
 use crate::error::{LoadError, RuntimeError};
 use crate::host::HostState;
-use crate::plugin::{Plugin, PluginLimits, classify};
+use crate::plugin::{Outcome, Plugin, PluginLimits, bounded, classify};
 
 /// How the engine is set up; one per process is usual ([`Runtime::shared`]).
 #[derive(Debug, Clone)]
@@ -186,14 +186,24 @@ impl Runtime {
             .unwrap_or_else(|| file.clone())
             .into();
         let mut store = self.store(label, Arc::new(EmptyCache), limits);
-        let result = futures::executor::block_on(async {
+        let call = async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance.call_metadata(&mut store).await
+        };
+        // Loading is synchronous: drive the call here, inside a tokio context (the caller's, or
+        // wasmtime-wasi's own) so that WASI host calls and the outer deadline have a timer.
+        let outcome = wasmtime_wasi::runtime::with_ambient_tokio_runtime(|| {
+            futures::executor::block_on(bounded(limits, call))
         });
-        let metadata = result.map_err(|e| LoadError::Metadata {
+        let failure = |failure| LoadError::Metadata {
             file: file.clone(),
-            failure: classify(e, store.data(), limits),
-        })?;
+            failure,
+        };
+        let metadata = match outcome {
+            Outcome::Done(Ok(metadata)) => metadata,
+            Outcome::Done(Err(e)) => return Err(failure(classify(e, store.data(), limits))),
+            Outcome::Failed(f) => return Err(failure(f)),
+        };
         let metadata = convert::metadata_from_wit(metadata);
         metadata.validate().map_err(|source| LoadError::InvalidMetadata {
             file: file.clone(),
@@ -260,8 +270,10 @@ impl CompiledPlugin {
         &self.file
     }
 
-    /// The compiled code in the engine's artifact format. Loading it back needs wasmtime's `unsafe`
-    /// `Component::deserialize`, which this crate does not call (see the crate's README).
+    /// The compiled code in the engine's artifact format (as [`Runtime::precompile`] gives it).
+    /// Loading it back needs wasmtime's `Component::deserialize`, an `unsafe fn` (the bytes are
+    /// trusted to be this engine's own output: a tampered artifact is arbitrary native code), which
+    /// the workspace's `unsafe_code = "forbid"` rules out in this crate.
     pub fn serialize(&self) -> Result<Vec<u8>, LoadError> {
         self.component.serialize().map_err(|e| LoadError::Serialize {
             file: self.file.clone(),

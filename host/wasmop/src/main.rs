@@ -17,6 +17,7 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_new(&cli.log.log).context("invalid --log filter")?)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     // kube's TLS uses rustls with ring; one process-wide provider.
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -1,0 +1,201 @@
+//! Drop-in plugins: `wasmop run` watching a plugin directory while files are copied in, replaced,
+//! corrupted, swapped ConfigMap-style and removed — against the embedded API server.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::Api;
+
+use crate::support::{TestServer, apply_yaml, eventually, settle};
+
+/// `wasmop run` against a test server, with its status endpoint address.
+struct RunningHost {
+    child: Child,
+    status: String,
+}
+
+impl RunningHost {
+    fn start(t: &TestServer, plugins: &Path) -> RunningHost {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wasmop"))
+            .args([
+                "run",
+                "--status-addr",
+                "127.0.0.1:0",
+                "--backoff-base",
+                "50ms",
+                "--plugins",
+            ])
+            .arg(plugins)
+            .env("KUBECONFIG", t.server.kubeconfig_path())
+            .env("WASMOP_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("wasmop runs");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("plugin status: wasmop plugins --status-addr ") {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+            }
+        });
+        let status = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the host prints its status address");
+        RunningHost { child, status }
+    }
+
+    /// `GET /plugins` of the host.
+    async fn plugins(&self) -> Vec<serde_json::Value> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(&self.status)
+            .await
+            .expect("status endpoint");
+        s.write_all(b"GET /plugins HTTP/1.0\r\n\r\n").await.unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).await.unwrap();
+        serde_json::from_str(raw.split_once("\r\n\r\n").unwrap().1).expect("plugin list")
+    }
+}
+
+impl Drop for RunningHost {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn stamp(version: u32) -> PathBuf {
+    wasmop_example_plugins::plugin_path(&format!("stamp-v{version}"))
+}
+
+/// Replaces `dest` atomically, as deploy tools do (write aside, then rename).
+fn install(src: &Path, dest: &Path) {
+    let tmp = dest.with_extension("tmp");
+    std::fs::copy(src, &tmp).unwrap();
+    std::fs::rename(&tmp, dest).unwrap();
+}
+
+async fn stamped(cms: &Api<ConfigMap>, names: &[String], version: &str) -> Option<()> {
+    for n in names {
+        let c = cms.get_opt(n).await.ok()??;
+        if c.metadata
+            .annotations?
+            .get("stamp.wasmop.io/version")
+            .map(String::as_str)
+            != Some(version)
+        {
+            return None;
+        }
+    }
+    Some(())
+}
+
+async fn labelled(t: &TestServer, name: &str) {
+    apply_yaml(&t.client, &format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: default, labels: {{stamp: 'yes'}}}}\n")).await;
+}
+
+#[tokio::test]
+async fn plugins_come_swap_survive_bad_files_and_go() {
+    let t = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let host = RunningHost::start(&t, dir.path());
+    let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), "default");
+    let names: Vec<String> = (0..5).map(|i| format!("s{i}")).collect();
+    for n in &names {
+        labelled(&t, n).await;
+    }
+
+    // Copy a plugin in: its objects are reconciled.
+    install(&stamp(1), &dir.path().join("stamp.wasm"));
+    eventually(60, "every object stamped v1", || stamped(&cms, &names, "v1")).await;
+    let listed = host.plugins().await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (
+            listed[0]["name"].as_str(),
+            listed[0]["version"].as_str(),
+            listed[0]["state"].as_str()
+        ),
+        (Some("stamp"), Some("1.0.0"), Some("running"))
+    );
+
+    // Replace it with a version that behaves differently: every object converges, each reconciled
+    // exactly once by the new version (one patch each, no more, no fewer).
+    let before = settle(&t.server, Duration::from_millis(500), Duration::from_secs(30)).await;
+    install(&stamp(2), &dir.path().join("stamp.wasm"));
+    eventually(60, "every object stamped v2", || stamped(&cms, &names, "v2")).await;
+    let after = settle(&t.server, Duration::from_millis(800), Duration::from_secs(30)).await;
+    assert_eq!(
+        after - before,
+        names.len() as u64,
+        "one write per object by the new version"
+    );
+    eventually(10, "the status to show 2.0.0", || async {
+        let l = host.plugins().await;
+        (l[0]["version"] == "2.0.0").then_some(())
+    })
+    .await;
+
+    // A corrupt file over the good one: reported, and the running version keeps reconciling.
+    std::fs::write(dir.path().join("stamp.wasm"), b"\0asm garbage, not a component").unwrap();
+    let failed = eventually(30, "the error in the status", || async {
+        let l = host.plugins().await;
+        l[0]["last_error"].as_str().map(String::from)
+    })
+    .await;
+    assert!(
+        failed.contains("stamp.wasm"),
+        "the error names the file: {failed}"
+    );
+    assert_eq!(host.plugins().await[0]["state"], "running");
+    labelled(&t, "late").await;
+    let late = vec!["late".to_string()];
+    eventually(30, "the old version still reconciling", || {
+        stamped(&cms, &late, "v2")
+    })
+    .await;
+
+    // Delete the file: the plugin stops.
+    std::fs::remove_file(dir.path().join("stamp.wasm")).unwrap();
+    eventually(30, "the plugin to be gone", || async {
+        host.plugins().await.is_empty().then_some(())
+    })
+    .await;
+    labelled(&t, "after-removal").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let c = cms.get("after-removal").await.unwrap();
+    let annotations = c.metadata.annotations.unwrap_or_default();
+    assert!(!annotations.contains_key("stamp.wasmop.io/version"), "nothing reconciles any more");
+    drop(host);
+    t.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_configmap_style_symlink_swap_reloads() {
+    let t = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The layout kubelet gives a mounted ConfigMap: files are links through `..data`.
+    std::fs::create_dir(d.join("..v1")).unwrap();
+    std::fs::copy(stamp(1), d.join("..v1/stamp.wasm")).unwrap();
+    std::os::unix::fs::symlink("..v1", d.join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/stamp.wasm", d.join("stamp.wasm")).unwrap();
+    let _host = RunningHost::start(&t, d);
+    let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), "default");
+    let names = vec!["mounted".to_string()];
+    labelled(&t, "mounted").await;
+    eventually(60, "stamped by v1", || stamped(&cms, &names, "v1")).await;
+    // kubelet's update: a new directory, a new `..data` link renamed over the old one.
+    std::fs::create_dir(d.join("..v2")).unwrap();
+    std::fs::copy(stamp(2), d.join("..v2/stamp.wasm")).unwrap();
+    std::os::unix::fs::symlink("..v2", d.join("..data_tmp")).unwrap();
+    std::fs::rename(d.join("..data_tmp"), d.join("..data")).unwrap();
+    eventually(60, "stamped by v2 after the swap", || stamped(&cms, &names, "v2")).await;
+    t.server.shutdown().await;
+}
