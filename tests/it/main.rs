@@ -14,3 +14,4 @@ mod engine_containment;
 mod engine_examples;
 mod golden;
 mod reload;
+mod runtime_plugins;

@@ -18,7 +18,7 @@ struct RunningHost {
 }
 
 impl RunningHost {
-    fn start(t: &TestServer, plugins: &Path) -> RunningHost {
+    fn start(t: &TestServer, plugins: &Path, cache: &Path) -> RunningHost {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wasmop"))
             .args([
                 "run",
@@ -29,6 +29,8 @@ impl RunningHost {
                 "--plugins",
             ])
             .arg(plugins)
+            .arg("--cache-dir")
+            .arg(cache)
             .env("KUBECONFIG", t.server.kubeconfig_path())
             .env("WASMOP_LOG", "info")
             .stdout(Stdio::piped())
@@ -104,7 +106,8 @@ async fn labelled(t: &TestServer, name: &str) {
 async fn plugins_come_swap_survive_bad_files_and_go() {
     let t = TestServer::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let host = RunningHost::start(&t, dir.path());
+    let cache = tempfile::tempdir().unwrap();
+    let host = RunningHost::start(&t, dir.path(), cache.path());
     let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), "default");
     let names: Vec<String> = (0..5).map(|i| format!("s{i}")).collect();
     for n in &names {
@@ -171,7 +174,10 @@ async fn plugins_come_swap_survive_bad_files_and_go() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let c = cms.get("after-removal").await.unwrap();
     let annotations = c.metadata.annotations.unwrap_or_default();
-    assert!(!annotations.contains_key("stamp.wasmop.io/version"), "nothing reconciles any more");
+    assert!(
+        !annotations.contains_key("stamp.wasmop.io/version"),
+        "nothing reconciles any more"
+    );
     drop(host);
     t.server.shutdown().await;
 }
@@ -186,7 +192,8 @@ async fn a_configmap_style_symlink_swap_reloads() {
     std::fs::copy(stamp(1), d.join("..v1/stamp.wasm")).unwrap();
     std::os::unix::fs::symlink("..v1", d.join("..data")).unwrap();
     std::os::unix::fs::symlink("..data/stamp.wasm", d.join("stamp.wasm")).unwrap();
-    let _host = RunningHost::start(&t, d);
+    let cache = tempfile::tempdir().unwrap();
+    let _host = RunningHost::start(&t, d, cache.path());
     let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), "default");
     let names = vec!["mounted".to_string()];
     labelled(&t, "mounted").await;
@@ -197,5 +204,75 @@ async fn a_configmap_style_symlink_swap_reloads() {
     std::os::unix::fs::symlink("..v2", d.join("..data_tmp")).unwrap();
     std::fs::rename(d.join("..data_tmp"), d.join("..data")).unwrap();
     eventually(60, "stamped by v2 after the swap", || stamped(&cms, &names, "v2")).await;
+    t.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_restart_with_a_warm_cache_does_not_compile() {
+    let t = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    install(&stamp(1), &dir.path().join("stamp.wasm"));
+    let first = RunningHost::start(&t, dir.path(), cache.path());
+    let cold = eventually(60, "the plugin running", || async {
+        let l = first.plugins().await;
+        (l.first()?["state"] == "running").then(|| l[0].clone())
+    })
+    .await;
+    assert_eq!(cold["from_cache"], false, "the first start compiles");
+    drop(first);
+    let second = RunningHost::start(&t, dir.path(), cache.path());
+    let warm = eventually(60, "the plugin running again", || async {
+        let l = second.plugins().await;
+        (l.first()?["state"] == "running").then(|| l[0].clone())
+    })
+    .await;
+    assert_eq!(
+        warm["from_cache"], true,
+        "the restart loads the compiled artifact"
+    );
+    drop(second);
+    t.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn changing_settings_reloads_that_plugin_with_its_config() {
+    let t = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    install(&stamp(1), &dir.path().join("stamp.wasm"));
+    let host = RunningHost::start(&t, dir.path(), cache.path());
+    eventually(60, "the plugin running", || async {
+        let l = host.plugins().await;
+        (l.first()?["state"] == "running").then_some(())
+    })
+    .await;
+    // A bad settings file is reported and changes nothing.
+    std::fs::write(dir.path().join("stamp.toml"), "no_such_setting = 1\n").unwrap();
+    let error = eventually(30, "the settings error", || async {
+        host.plugins().await[0]["last_error"].as_str().map(String::from)
+    })
+    .await;
+    assert!(
+        error.contains("stamp.toml") && error.contains("no_such_setting"),
+        "{error}"
+    );
+    assert_eq!(host.plugins().await[0]["state"], "running");
+    // A good one reloads the plugin (same version, new settings) and clears the error.
+    std::fs::write(
+        dir.path().join("stamp.toml"),
+        "deadline_ms = 1500\nmax_concurrent_reconciles = 2\n[config]\ngreeting = 'hi'\n",
+    )
+    .unwrap();
+    eventually(30, "the reload with the new settings", || async {
+        let l = host.plugins().await;
+        (l[0]["state"] == "running" && l[0]["last_error"].is_null()).then_some(())
+    })
+    .await;
+    let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), "default");
+    labelled(&t, "with-settings").await;
+    let names = vec!["with-settings".to_string()];
+    eventually(30, "still reconciling", || stamped(&cms, &names, "v1")).await;
+    drop(host);
     t.server.shutdown().await;
 }

@@ -25,6 +25,10 @@ pub struct RuntimeConfig {
     /// How often the epoch advances: the granularity of deadlines, and how often a running guest
     /// yields to the async executor.
     pub epoch_tick: Duration,
+    /// Where compiled plugins are kept on disk (wasmtime's cache, keyed by the component's hash and
+    /// the engine's configuration; unreadable or foreign entries are ignored and rebuilt). `None`
+    /// compiles every time.
+    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for RuntimeConfig {
@@ -32,6 +36,7 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             max_instances: 128,
             epoch_tick: Duration::from_millis(10),
+            cache_dir: None,
         }
     }
 }
@@ -45,6 +50,7 @@ pub struct Runtime {
 struct RuntimeInner {
     engine: Engine,
     linker: Linker<HostState>,
+    cache: Option<wasmtime::Cache>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -73,6 +79,20 @@ impl Runtime {
             .epoch_interruption(true)
             .parallel_compilation(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let cache = match &config.cache_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    RuntimeError(format!("creating the compile cache {}: {e}", dir.display()))
+                })?;
+                let mut cc = wasmtime::CacheConfig::new();
+                cc.with_directory(dir);
+                let cache = wasmtime::Cache::new(cc)
+                    .map_err(|e| RuntimeError(format!("the compile cache {}: {e:#}", dir.display())))?;
+                wasm.cache(Some(cache.clone()));
+                Some(cache)
+            }
+            None => None,
+        };
         let engine = Engine::new(&wasm).map_err(|e| RuntimeError(format!("{e:#}")))?;
 
         let mut linker = Linker::<HostState>::new(&engine);
@@ -97,8 +117,21 @@ impl Runtime {
             .map_err(|e| RuntimeError(format!("starting the epoch ticker: {e}")))?;
 
         Ok(Runtime {
-            inner: Arc::new(RuntimeInner { engine, linker }),
+            inner: Arc::new(RuntimeInner {
+                engine,
+                linker,
+                cache,
+            }),
         })
+    }
+
+    /// Compile-cache hits and misses so far (`None` without a cache): a load that adds a hit did
+    /// not compile.
+    pub fn cache_stats(&self) -> Option<(usize, usize)> {
+        self.inner
+            .cache
+            .as_ref()
+            .map(|c| (c.cache_hits(), c.cache_misses()))
     }
 
     /// The process-wide runtime with the default configuration, created on first use.

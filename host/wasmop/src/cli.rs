@@ -83,6 +83,31 @@ impl EngineArgs {
     }
 }
 
+/// The on-disk cache of compiled plugins.
+#[derive(Debug, Clone, Args)]
+pub struct CacheArgs {
+    /// Directory of compiled plugins, so restarts and re-added files load without compiling
+    /// (default: `wasmop-cache` in the system temporary directory).
+    #[arg(long, env = "WASMOP_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Compile every plugin on every load.
+    #[arg(long, env = "WASMOP_NO_CACHE")]
+    pub no_cache: bool,
+}
+
+impl CacheArgs {
+    pub fn dir(&self) -> Option<PathBuf> {
+        if self.no_cache {
+            return None;
+        }
+        Some(
+            self.cache_dir
+                .clone()
+                .unwrap_or_else(|| std::env::temp_dir().join("wasmop-cache")),
+        )
+    }
+}
+
 /// Where the host serves its plugin status.
 #[derive(Debug, Clone, Args)]
 pub struct StatusArgs {
@@ -101,6 +126,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub limits: PluginLimitsArgs,
     #[command(flatten)]
+    pub cache: CacheArgs,
+    #[command(flatten)]
     pub status: StatusArgs,
 }
 
@@ -115,6 +142,8 @@ pub struct DevArgs {
     pub engine: EngineArgs,
     #[command(flatten)]
     pub limits: PluginLimitsArgs,
+    #[command(flatten)]
+    pub cache: CacheArgs,
     #[command(flatten)]
     pub status: StatusArgs,
 }

@@ -12,7 +12,7 @@ use kube::discovery::Scope;
 use wasmop_engine::Engine;
 use wasmop_runtime::{Runtime, RuntimeConfig};
 
-use crate::cli::{DevArgs, EngineArgs, PluginLimitsArgs, RunArgs, StatusArgs};
+use crate::cli::{CacheArgs, DevArgs, EngineArgs, PluginLimitsArgs, RunArgs, StatusArgs};
 use crate::plugins::manager::PluginManager;
 use crate::plugins::status;
 
@@ -31,6 +31,7 @@ impl Host {
         client: kube::Client,
         engine: &EngineArgs,
         limits: &PluginLimitsArgs,
+        cache: &CacheArgs,
         status: &StatusArgs,
         dir: PathBuf,
     ) -> anyhow::Result<Host> {
@@ -38,7 +39,11 @@ impl Host {
             bail!("the plugin directory {} does not exist", dir.display());
         }
         let engine = Arc::new(Engine::new(client, engine.config()));
-        let runtime = Runtime::new(RuntimeConfig::default()).context("starting the WebAssembly runtime")?;
+        let runtime = Runtime::new(RuntimeConfig {
+            cache_dir: cache.dir(),
+            ..RuntimeConfig::default()
+        })
+        .context("starting the WebAssembly runtime")?;
         let manager = Arc::new(PluginManager::new(runtime, engine.clone(), dir, limits.limits()));
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let status_addr = status::serve(status.status_addr, manager.clone(), stop_rx)
@@ -76,6 +81,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         client,
         &args.engine,
         &args.limits,
+        &args.cache,
         &args.status,
         args.plugins.clone(),
     )
@@ -184,6 +190,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         client.clone(),
         &args.engine,
         &args.limits,
+        &args.cache,
         &args.status,
         dir.clone(),
     )

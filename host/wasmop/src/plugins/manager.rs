@@ -36,6 +36,9 @@ pub struct PluginStatus {
     pub hash: Option<String>,
     pub state: State,
     pub last_error: Option<String>,
+    /// Whether the running version was loaded from the compile cache (no compilation).
+    #[serde(default)]
+    pub from_cache: bool,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq, Eq)]
@@ -152,6 +155,7 @@ impl PluginManager {
                 hash: None,
                 state: State::Failed,
                 last_error: None,
+                from_cache: false,
             },
             fingerprint: found.fingerprint(),
             running: None,
@@ -176,6 +180,7 @@ impl PluginManager {
             limits.memory_bytes = mib << 20;
         }
         let runtime = self.runtime.clone();
+        let hits_before = runtime.cache_stats().map(|(hits, _)| hits);
         let (file, bytes) = (found.wasm.display().to_string(), found.bytes.clone());
         // Compiling takes CPU seconds: off the async workers, and off every reconcile path.
         let loaded = tokio::task::spawn_blocking(move || runtime.load_bytes(&file, &bytes, limits)).await;
@@ -184,6 +189,7 @@ impl PluginManager {
             Ok(Err(e)) => return self.fail(&found, e.to_string()).await,
             Err(e) => return self.fail(&found, format!("loading panicked: {e}")).await,
         };
+        let from_cache = self.runtime.cache_stats().map(|(hits, _)| hits) > hits_before;
         let meta = plugin.metadata().clone();
         let plugin_settings = PluginSettings {
             config: settings.config_json(),
@@ -236,6 +242,7 @@ impl PluginManager {
                     hash: Some(found.hash[..12].to_string()),
                     state: State::Running,
                     last_error: None,
+                    from_cache,
                 },
                 fingerprint: found.fingerprint(),
                 running: Some(Running { meta, settings_key }),
@@ -278,7 +285,6 @@ impl PluginManager {
     /// A slow periodic rescan backs up file-system events, which some volume types drop.
     pub async fn watch(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         use notify::Watcher;
-        self.sync().await;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let mut watcher = match notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
             let _ = tx.send(());
@@ -294,6 +300,8 @@ impl PluginManager {
         {
             tracing::warn!(dir = %self.dir.display(), error = %e, "cannot watch the plugin directory; falling back to polling");
         }
+        // Only now, with the watch in place, read the directory: a change from here on is seen.
+        self.sync().await;
         let mut rescan = tokio::time::interval(Duration::from_secs(30));
         rescan.tick().await;
         loop {

@@ -1,6 +1,7 @@
 //! The runtime against the real test plugins (built by `wasmop-example-plugins`): a reconcile that
 //! works, and every way a guest can fail — trap, endless loop, unbounded allocation — contained
-//! and reported, with the plugin still usable afterwards; and files that are not plugins.
+//! and reported, with the plugin still usable afterwards; files that are not plugins; and the
+//! on-disk compile cache.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -229,4 +230,62 @@ fn every_example_and_test_plugin_loads_with_valid_metadata() {
         plugin.metadata().validate().unwrap();
         assert_eq!(plugin.file(), plugin_path(name).display().to_string());
     }
+}
+
+#[test]
+fn compiled_plugins_are_cached_on_disk_and_bad_entries_rebuilt() {
+    use wasmop_runtime::RuntimeConfig;
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = || {
+        Runtime::new(RuntimeConfig {
+            max_instances: 4,
+            cache_dir: Some(dir.path().into()),
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    let cold = runtime();
+    cold.load(plugin_path("hello"), PluginLimits::default()).unwrap();
+    assert_eq!(cold.cache_stats(), Some((0, 1)), "the first load compiles");
+    // A restart: a new engine with the same configuration finds the artifact.
+    let warm = runtime();
+    warm.load(plugin_path("hello"), PluginLimits::default()).unwrap();
+    assert_eq!(
+        warm.cache_stats(),
+        Some((1, 0)),
+        "the second load does not compile"
+    );
+    // Corrupt every entry: loading still works, by compiling again.
+    let mut corrupted = 0;
+    for entry in walk(dir.path()) {
+        std::fs::write(&entry, b"not a compiled artifact").unwrap();
+        corrupted += 1;
+    }
+    assert!(corrupted > 0, "the cache wrote files");
+    let rebuilt = runtime();
+    let plugin = rebuilt
+        .load(plugin_path("hello"), PluginLimits::default())
+        .unwrap();
+    assert_eq!(plugin.metadata().name, "hello");
+    assert_eq!(
+        rebuilt.cache_stats().map(|(_, misses)| misses),
+        Some(1),
+        "the bad entry was ignored"
+    );
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else if !p
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
+            out.push(p);
+        }
+    }
+    out
 }
