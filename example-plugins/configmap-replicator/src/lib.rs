@@ -2,18 +2,23 @@
 //! those namespaces — same name, same `data` and `binaryData`, the label `wasmop.io/replica: "true"`
 //! and the annotation `wasmop.io/replica-of: <namespace>/<name>` — and kept in sync.
 //!
-//! * Namespaces that do not exist (or are terminating) are skipped, with a log line, and a Warning
-//!   event when the source changed; the source's own namespace is skipped.
+//! * Namespaces that do not exist (or are terminating) are skipped, with a log line, a Warning
+//!   event when the source changed, and a requeue to look for them again; the source's own
+//!   namespace is skipped. (A copy edited by hand is repaired at once: the host maps its change to
+//!   the source.)
 //! * The copies are children in other namespaces: the host cannot give them owner references, so
 //!   it tracks them by its labels, and prunes a copy whose namespace left the list.
 //! * Deleting the source deletes the copies (the garbage collector would not): the plugin holds a
 //!   finalizer and answers a deletion with no children and `finalizer_done`, and the host prunes.
 //! * The copies are ConfigMaps too, so they are reconciled as primary objects: a copy has nothing to
-//!   replicate, and its answer is empty. A periodic resync repairs edits made to a copy.
+//!   replicate, and its answer is empty.
 
 use std::collections::BTreeSet;
 
 use wasmop_sdk::k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+
+/// How soon a source naming a namespace that does not exist is looked at again.
+const MISSING_NAMESPACE_RETRY_SECONDS: u32 = 5;
 use wasmop_sdk::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use wasmop_sdk::prelude::*;
 
@@ -102,6 +107,9 @@ impl Plugin for Replicator {
         }
         if !missing.is_empty() {
             wasmop_sdk::warn!("{}/{}: no namespace {}", own_namespace, s.name(), join(&missing));
+            // Namespaces are only looked up, not watched: look again later for the missing ones
+            // (they may just not have reached the host's cache yet).
+            desired = desired.requeue_after_seconds(MISSING_NAMESPACE_RETRY_SECONDS);
             if s.reason() == Reason::Change {
                 desired = desired.event(Event::warning(
                     "NamespaceNotFound",
