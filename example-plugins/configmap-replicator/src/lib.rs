@@ -145,7 +145,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "wasmop_contract::Metadata::validate refuses an owned kind equal to the primary kind"]
     fn metadata_is_valid() {
         wasmop_sdk::testing::metadata::<super::Replicator>()
             .validate()
