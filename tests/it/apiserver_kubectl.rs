@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::{spawn_wasmop, wasmop};
+
 /// `wasmop apiserver` running in a temporary data directory.
 struct Apiserver {
     child: Child,
@@ -15,27 +17,13 @@ struct Apiserver {
 impl Apiserver {
     fn start() -> Apiserver {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wasmop"))
+        let mut command = wasmop();
+        command
             .args(["apiserver", "--port", "0", "--data-dir"])
             .arg(dir.path().join("data"))
-            .env("WASMOP_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("wasmop runs");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        // Keep draining stdout so the server never writes into a closed pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(p) = line.strip_prefix("kubeconfig: ") {
-                    let _ = tx.send(PathBuf::from(p.trim()));
-                }
-            }
-        });
-        let kubeconfig = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("wasmop apiserver prints the kubeconfig path");
+            .env("WASMOP_LOG", "warn");
+        let (child, kubeconfig) = spawn_wasmop(&mut command, "kubeconfig: ");
+        let kubeconfig = PathBuf::from(kubeconfig);
         Apiserver {
             child,
             kubeconfig,

@@ -1,15 +1,14 @@
 //! Drop-in plugins: `wasmop run` watching a plugin directory while files are copied in, replaced,
 //! corrupted, swapped ConfigMap-style and removed — against the embedded API server.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 
-use crate::support::{TestServer, apply_yaml, eventually, settle};
+use crate::support::{TestServer, apply_yaml, eventually, settle, spawn_wasmop, wasmop};
 
 /// `wasmop run` against a test server, with its status endpoint address.
 struct RunningHost {
@@ -19,7 +18,8 @@ struct RunningHost {
 
 impl RunningHost {
     fn start(t: &TestServer, plugins: &Path, cache: &Path) -> RunningHost {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wasmop"))
+        let mut command = wasmop();
+        command
             .args([
                 "run",
                 "--status-addr",
@@ -32,23 +32,8 @@ impl RunningHost {
             .arg("--cache-dir")
             .arg(cache)
             .env("KUBECONFIG", t.server.kubeconfig_path())
-            .env("WASMOP_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("wasmop runs");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("plugin status: wasmop plugins --status-addr ") {
-                    let _ = tx.send(addr.trim().to_string());
-                }
-            }
-        });
-        let status = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the host prints its status address");
+            .env("WASMOP_LOG", "info");
+        let (child, status) = spawn_wasmop(&mut command, "plugin status: wasmop plugins --status-addr ");
         RunningHost { child, status }
     }
 
@@ -126,6 +111,22 @@ async fn plugins_come_swap_survive_bad_files_and_go() {
             listed[0]["state"].as_str()
         ),
         (Some("stamp"), Some("1.0.0"), Some("running"))
+    );
+
+    // `wasmop plugins` prints the same table for people.
+    let out = wasmop()
+        .args(["plugins", "--status-addr", &host.status])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let table = String::from_utf8(out.stdout).unwrap();
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("stamp.wasm"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        row.contains("stamp") && row.contains("1.0.0") && row.contains("running"),
+        "{row}"
     );
 
     // Replace it with a version that behaves differently: every object converges, each reconciled

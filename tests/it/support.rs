@@ -267,3 +267,35 @@ pub async fn settle(server: &wasmop_apiserver::ApiServer, quiet: Duration, max: 
         );
     }
 }
+
+/// Runs the `wasmop` binary, keeps draining its stdout (so it never writes into a closed pipe), and
+/// returns it with the rest of the first stdout line that starts with `prefix`.
+pub fn spawn_wasmop(
+    command: &mut std::process::Command,
+    prefix: &'static str,
+) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("wasmop runs");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix(prefix) {
+                let _ = tx.send(rest.trim().to_string());
+            }
+        }
+    });
+    let found = rx
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("wasmop prints {prefix:?}"));
+    (child, found)
+}
+
+/// The `wasmop` binary under test.
+pub fn wasmop() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_wasmop"))
+}
