@@ -204,7 +204,7 @@ impl ApiServer {
             (format!("https://{host_port}"), Some(pair.cert_pem), server)
         };
         let controllers = controllers::spawn_all(core.clone());
-        let mut server = ApiServer {
+        let server = ApiServer {
             core,
             addr,
             url,
@@ -213,12 +213,11 @@ impl ApiServer {
             server,
             controllers,
         };
-        let path = server.kubeconfig_path.clone();
-        write_private(&path, server.kubeconfig().as_bytes()).map_err(|source| StartError::Write {
+        let path = &server.kubeconfig_path;
+        write_private(path, server.kubeconfig().as_bytes()).map_err(|source| StartError::Write {
             path: path.display().to_string(),
             source,
         })?;
-        server.kubeconfig_path = path;
         tracing::info!(url = %server.url, kubeconfig = %server.kubeconfig_path.display(), "embedded API server listening");
         Ok(server)
     }

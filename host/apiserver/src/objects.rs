@@ -132,10 +132,6 @@ impl Selectors {
             .is_none_or(|l| l.matches(meta(obj).and_then(|m| m.get("labels")).and_then(Value::as_object)))
             && self.fields.as_ref().is_none_or(|f| f.matches(obj))
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.labels.is_none() && self.fields.is_none()
-    }
 }
 
 /// Field selectors a kind supports beyond `metadata.name`/`metadata.namespace` (None: only those).

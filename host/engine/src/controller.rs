@@ -12,7 +12,6 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::ResourceExt;
 use kube::api::DynamicObject;
 use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType};
-use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 use wasmop_apimachinery::selector::LabelSelector;
@@ -466,16 +465,4 @@ impl Controller {
             Err(e) => tracing::warn!(plugin = %self.meta.name, error = %e, "recording an event failed"),
         }
     }
-}
-
-/// JSON helper for tests and logs.
-pub fn describe(v: &Value) -> String {
-    format!(
-        "{} {}/{}",
-        v.get("kind").and_then(Value::as_str).unwrap_or(""),
-        v.pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or(""),
-        v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
-    )
 }
