@@ -141,3 +141,153 @@ async fn crds_are_served_validated_and_pruned() {
     assert!(widgets.list(&Default::default()).await.unwrap().items.is_empty());
     t.server.shutdown().await;
 }
+
+#[tokio::test]
+async fn several_versions_share_objects_and_scale_works_for_crds() {
+    let t = TestServer::start().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(t.client.clone());
+    let version = |name: &str, storage: bool| {
+        json!({
+            "name": name, "served": true, "storage": storage,
+            "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas"}},
+            "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                "spec": {"type": "object", "properties": {"replicas": {"type": "integer"}}},
+                "status": {"type": "object", "properties": {"replicas": {"type": "integer"}}}
+            }}}
+        })
+    };
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "pools.example.com"},
+        "spec": {
+            "group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "pools", "singular": "pool", "kind": "Pool"},
+            "versions": [version("v1beta1", false), version("v1", true)]
+        }
+    }))
+    .unwrap();
+    crds.create(&Default::default(), &crd).await.unwrap();
+    let ar = |v: &str| kube::api::ApiResource {
+        group: "example.com".into(),
+        version: v.into(),
+        api_version: format!("example.com/{v}"),
+        kind: "Pool".into(),
+        plural: "pools".into(),
+    };
+    let v1: Api<DynamicObject> = Api::namespaced_with(t.client.clone(), "default", &ar("v1"));
+    let beta: Api<DynamicObject> = Api::namespaced_with(t.client.clone(), "default", &ar("v1beta1"));
+    let obj: DynamicObject = serde_json::from_value(json!({"apiVersion": "example.com/v1", "kind": "Pool", "metadata": {"name": "p"}, "spec": {"replicas": 2}})).unwrap();
+    eventually(10, "the CRD to be served", || async {
+        v1.create(&PostParams::default(), &obj).await.ok()
+    })
+    .await;
+    // The same object through the other version.
+    let seen = beta.get("p").await.unwrap();
+    assert_eq!(seen.types.unwrap().api_version, "example.com/v1beta1");
+    assert_eq!(seen.data["spec"]["replicas"], 2);
+    // Discovery prefers the GA version.
+    let discovery = Discovery::new(t.client.clone()).run().await.unwrap();
+    let group = discovery.get("example.com").unwrap();
+    assert_eq!(group.preferred_version_or_latest(), "v1");
+    // The scale subresource reads and writes spec.replicas.
+    let scale = v1.get_scale("p").await.unwrap();
+    assert_eq!(scale.spec.unwrap().replicas, Some(2));
+    v1.patch_scale(
+        "p",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 4}})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(v1.get("p").await.unwrap().data["spec"]["replicas"], 4);
+    t.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn wrong_methods_and_bodies_get_the_real_errors() {
+    let t = TestServer::start().await;
+    let send = |method: &str, path: &str, content_type: &str, body: &str| {
+        let req = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("Content-Type", content_type)
+            .body(body.as_bytes().to_vec())
+            .unwrap();
+        let client = t.client.clone();
+        async move {
+            match client.request_text(req).await {
+                Ok(_) => (200, String::new()),
+                Err(kube::Error::Api(s)) => (s.code, s.reason),
+                Err(e) => panic!("{e}"),
+            }
+        }
+    };
+    let cm = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}"#;
+    assert_eq!(
+        send(
+            "POST",
+            "/api/v1/namespaces/default/configmaps/x",
+            "application/json",
+            cm
+        )
+        .await,
+        (405, "MethodNotAllowed".into())
+    );
+    assert_eq!(
+        send(
+            "PUT",
+            "/api/v1/namespaces/default/configmaps",
+            "application/json",
+            cm
+        )
+        .await,
+        (405, "MethodNotAllowed".into())
+    );
+    assert_eq!(
+        send(
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            "application/json",
+            "{\"apiVersion\":"
+        )
+        .await,
+        (400, "BadRequest".into())
+    );
+    assert_eq!(
+        send("POST", "/api/v1/namespaces/default/configmaps", "text/plain", cm).await,
+        (415, "UnsupportedMediaType".into())
+    );
+    assert_eq!(
+        send(
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/x",
+            "application/json",
+            "{}"
+        )
+        .await,
+        (415, "UnsupportedMediaType".into())
+    );
+    // A 429 carries Retry-After. (kube's client retries 429s by itself, honouring Retry-After: this
+    // one does not, to see the answer.)
+    t.server.faults().set(wasmop_apiserver::FaultSettings {
+        too_many_requests: 1.0,
+        retry_after_seconds: 3,
+        ..Default::default()
+    });
+    let kc = kube::config::Kubeconfig::from_yaml(&t.server.kubeconfig()).unwrap();
+    let mut config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    config.default_retry = false;
+    let no_retry = kube::Client::try_from(config).unwrap();
+    let req = http::Request::get("/api/v1/namespaces").body(Vec::new()).unwrap();
+    match no_retry.request_text(req).await {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!(s.code, 429);
+            assert_eq!(s.details.unwrap().retry_after_seconds, 3);
+        }
+        other => panic!("expected 429, got {other:?}"),
+    }
+    t.server.faults().set(Default::default());
+    t.server.shutdown().await;
+}
