@@ -153,7 +153,8 @@ fn watch(dir: &Path) {
     }
 }
 
-/// Fails the build with the fix when the wasm32-wasip2 standard library is not installed.
+/// Installs the wasm32-wasip2 standard library with rustup when it is missing (so the README's
+/// commands work on a fresh machine), and fails the build with the fix when that is not possible.
 fn check_wasm_target() {
     let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let sysroot = Command::new(&rustc)
@@ -162,9 +163,23 @@ fn check_wasm_target() {
         .ok()
         .filter(|o| o.status.success())
         .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
-    if let Some(sysroot) = sysroot
-        && !sysroot.join("lib/rustlib/wasm32-wasip2").is_dir()
-    {
+    let missing = |root: &Path| !root.join("lib/rustlib/wasm32-wasip2").is_dir();
+    if let Some(sysroot) = sysroot.as_deref().filter(|r| missing(r)) {
+        // rustup installs into the toolchain this build runs with (RUSTUP_TOOLCHAIN is set by it).
+        let mut add = Command::new("rustup");
+        // Build-script stdout is read by cargo: keep rustup's chatter on stderr.
+        add.args(["target", "add", "wasm32-wasip2"])
+            .stdout(std::process::Stdio::null());
+        if let Some(toolchain) = env::var_os("RUSTUP_TOOLCHAIN") {
+            add.arg("--toolchain").arg(toolchain);
+        }
+        println!(
+            "cargo:warning=installing the wasm32-wasip2 target with rustup (needed by the example plugins)"
+        );
+        let installed = add.status().is_ok_and(|s| s.success());
+        if installed && !missing(sysroot) {
+            return;
+        }
         panic!(
             "\n\nThe example plugins build for the wasm32-wasip2 target, which this toolchain ({}) does \
              not have.\nInstall it with:\n\n    rustup target add wasm32-wasip2\n\n(or set \
