@@ -37,16 +37,26 @@ impl RunningHost {
         RunningHost { child, status }
     }
 
-    /// `GET /plugins` of the host.
-    async fn plugins(&self) -> Vec<serde_json::Value> {
+    /// The body of `GET path` on the host's status endpoint.
+    async fn get(&self, path: &str) -> String {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut s = tokio::net::TcpStream::connect(&self.status)
             .await
             .expect("status endpoint");
-        s.write_all(b"GET /plugins HTTP/1.0\r\n\r\n").await.unwrap();
+        s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
         let mut raw = String::new();
         s.read_to_string(&mut raw).await.unwrap();
-        serde_json::from_str(raw.split_once("\r\n\r\n").unwrap().1).expect("plugin list")
+        raw.split_once("\r\n\r\n")
+            .expect("an HTTP response")
+            .1
+            .to_string()
+    }
+
+    /// `GET /plugins` of the host.
+    async fn plugins(&self) -> Vec<serde_json::Value> {
+        serde_json::from_str(&self.get("/plugins").await).expect("plugin list")
     }
 }
 
@@ -128,6 +138,19 @@ async fn plugins_come_swap_survive_bad_files_and_go() {
         row.contains("stamp") && row.contains("1.0.0") && row.contains("running"),
         "{row}"
     );
+
+    // Prometheus metrics count what the plugin did.
+    let metrics = host.get("/metrics").await;
+    assert!(
+        metrics.contains("wasmop_plugin_up{plugin=\"stamp\",version=\"1.0.0\"} 1"),
+        "{metrics}"
+    );
+    let reconciles = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("wasmop_reconciles_total{plugin=\"stamp\"} "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(reconciles >= names.len() as u64, "{metrics}");
 
     // Replace it with a version that behaves differently: every object converges, each reconciled
     // exactly once by the new version (one patch each, no more, no fewer).

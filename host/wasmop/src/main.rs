@@ -4,6 +4,7 @@ mod cli;
 mod host;
 mod offline;
 mod plugins;
+mod telemetry;
 
 use anyhow::Context;
 use clap::Parser;

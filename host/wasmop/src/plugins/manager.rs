@@ -90,6 +90,10 @@ impl PluginManager {
         }
     }
 
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// The status of every plugin file.
     pub async fn status(&self) -> Vec<PluginStatus> {
         self.entries

@@ -1,5 +1,6 @@
 //! A small local status endpoint of a running host (`--status-addr`, 127.0.0.1 by default): `GET
-//! /plugins` lists the loaded plugins, `GET /healthz` answers ok. `wasmop plugins` reads it.
+//! /plugins` lists the loaded plugins, `GET /metrics` serves Prometheus metrics, `GET /healthz`
+//! answers ok. `wasmop plugins` reads it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,6 +15,19 @@ async fn plugins(State(m): State<Arc<PluginManager>>) -> Json<Vec<PluginStatus>>
     Json(m.status().await)
 }
 
+async fn metrics(
+    State(m): State<Arc<PluginManager>>,
+) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    let text = crate::telemetry::render(m.engine(), &m.status().await).await;
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+}
+
 /// Serves the endpoint until `shutdown` fires; returns the bound address.
 pub async fn serve(
     addr: SocketAddr,
@@ -22,6 +36,7 @@ pub async fn serve(
 ) -> anyhow::Result<SocketAddr> {
     let app = axum::Router::new()
         .route("/plugins", get(plugins))
+        .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(manager);
     let listener = tokio::net::TcpListener::bind(addr).await?;
