@@ -38,6 +38,7 @@ use std::fmt::{self, Write as _};
 
 use serde_json::{Map, Value};
 
+use crate::gofmt::{go_float, go_json, go_json_string, go_quote};
 use crate::structure::{ListType, Structure};
 
 /// Update managers beyond this many are merged, oldest first, into `ancient-changes` buckets.
@@ -218,15 +219,15 @@ impl PathElement {
                     if i > 0 {
                         s.push(',');
                     }
-                    go_json_string(name, &mut s);
+                    s.push_str(&go_json_string(name));
                     s.push(':');
-                    go_json(value, &mut s);
+                    s.push_str(&go_json(value));
                 }
                 s.push('}');
             }
             PathElement::Value(value) => {
                 s.push_str("v:");
-                go_json(value, &mut s);
+                s.push_str(&go_json(value));
             }
             PathElement::Index(i) => {
                 let _ = write!(s, "i:{i}");
@@ -1244,56 +1245,12 @@ fn value_eq(a: &Value, b: &Value) -> bool {
     }
 }
 
-/// Go's `strconv.Quote`, used for names and string values in messages.
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\x07' => out.push_str("\\a"),
-            '\x08' => out.push_str("\\b"),
-            '\x0c' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\x0b' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c if c == ' ' || !(c.is_control() || c.is_whitespace()) => out.push(c),
-            c if (c as u32) < 0x10000 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => {
-                let _ = write!(out, "\\U{:08x}", c as u32);
-            }
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// Go's `%v` of a float64: shortest digits, exponent form below 1e-4 and from 1e6 on (`1e+06`).
-fn go_float_v(f: f64) -> String {
-    let sci = format!("{f:e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    if f != 0.0 && !(-4..6).contains(&exp) {
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{mantissa}e{sign}{:02}", exp.abs())
-    } else {
-        format!("{f}")
-    }
-}
-
 /// structured-merge-diff's `value.ToString`, used in printed paths (`[name="a"]`, `[=80]`).
 fn go_value_string(v: &Value) -> String {
     match v {
         Value::Null => "null".into(),
         Value::Bool(b) => b.to_string(),
-        Value::Number(n) if is_float(n) => go_float_v(num_f64(n)),
+        Value::Number(n) if is_float(n) => go_float(num_f64(n)),
         Value::Number(n) => n.to_string(),
         Value::String(s) => go_quote(s),
         Value::Array(items) => format!(
@@ -1304,81 +1261,6 @@ fn go_value_string(v: &Value) -> String {
             .iter()
             .map(|(k, v)| format!("{k}={}", go_value_string(v)))
             .collect(),
-    }
-}
-
-/// A JSON string the way Go's encoder writes it (HTML characters and U+2028/9 escaped).
-fn go_json_string(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            '\u{2028}' | '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-/// JSON the way Go's encoder writes it: compact, map keys sorted, floats like `strconv` does.
-fn go_json(v: &Value, out: &mut String) {
-    match v {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) if is_float(n) => {
-            let f = num_f64(n);
-            let abs = f.abs();
-            if abs == 0.0 || (1e-6..1e21).contains(&abs) {
-                let _ = write!(out, "{f}");
-            } else {
-                let sci = format!("{f:e}");
-                match sci.split_once('e') {
-                    Some((m, e)) if !e.starts_with('-') => {
-                        let _ = write!(out, "{m}e+{e}");
-                    }
-                    _ => out.push_str(&sci),
-                }
-            }
-        }
-        Value::Number(n) => {
-            let _ = write!(out, "{n}");
-        }
-        Value::String(s) => go_json_string(s, out),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                go_json(item, out);
-            }
-            out.push(']');
-        }
-        Value::Object(m) => {
-            out.push('{');
-            let sorted: BTreeMap<&String, &Value> = m.iter().collect();
-            for (i, (k, v)) in sorted.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                go_json_string(k, out);
-                out.push(':');
-                go_json(v, out);
-            }
-            out.push('}');
-        }
     }
 }
 
@@ -1558,17 +1440,17 @@ impl Identity {
         let mut s = String::from("{");
         if !self.manager.is_empty() {
             s.push_str("\"manager\":");
-            go_json_string(&self.manager, &mut s);
+            s.push_str(&go_json_string(&self.manager));
             s.push(',');
         }
         let _ = write!(s, "\"operation\":\"{}\"", self.operation.as_str());
         if let Some(v) = &self.api_version {
             s.push_str(",\"apiVersion\":");
-            go_json_string(v, &mut s);
+            s.push_str(&go_json_string(v));
         }
         if let Some(sub) = &self.subresource {
             s.push_str(",\"subresource\":");
-            go_json_string(sub, &mut s);
+            s.push_str(&go_json_string(sub));
         }
         s.push('}');
         s
@@ -2810,8 +2692,8 @@ mod tests {
             path_to_string(&[PathElement::Field("spec".into()), PathElement::Value(json!(1.5))]),
             ".spec[=1.5]"
         );
-        assert_eq!(go_float_v(1e6), "1e+06");
-        assert_eq!(go_float_v(123456.0), "123456");
+        assert_eq!(go_float(1e6), "1e+06");
+        assert_eq!(go_float(123456.0), "123456");
         assert_eq!(go_quote("a\"b\n"), "\"a\\\"b\\n\"");
     }
 

@@ -11,6 +11,7 @@
 //! - [`structure`]: how lists merge (atomic, set, map keyed by fields), the one fact SMP and SSA share.
 
 pub mod fieldmanager;
+pub mod gofmt;
 pub mod protobuf;
 pub mod schema;
 pub mod selector;
