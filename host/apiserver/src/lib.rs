@@ -275,12 +275,22 @@ impl ApiServer {
     }
 
     /// Stops accepting requests, ends open watches and waits for the server and controllers.
+    /// Returns once the store is closed, so the data directory can be opened again at once.
     pub async fn shutdown(self) {
         self.core.shutdown.send_replace(true);
         let _ = self.server.await;
         for c in self.controllers {
             c.abort();
             let _ = c.await;
+        }
+        // Watch streams and blocking writes still finishing hold the core (and with it the database)
+        // for a moment after the signal; wait for them rather than leave the database open.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while Arc::strong_count(&self.core) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        if Arc::strong_count(&self.core) > 1 {
+            tracing::warn!("API server stopped with requests still holding its store");
         }
     }
 }
