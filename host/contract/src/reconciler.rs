@@ -1,0 +1,88 @@
+//! A loaded plugin as the engine sees it ([`Reconciler`]), the read-only cache it may use
+//! ([`CacheReader`]), and how a call can fail ([`ReconcileFailure`]).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::desired::Desired;
+use crate::kind::{Gvk, ObjectKey};
+use crate::metadata::Metadata;
+use crate::snapshot::{Snapshot, Trigger};
+
+/// Why a call produced no answer. A guest trap is not an error the guest returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReconcileFailure {
+    /// The plugin asked for a retry with backoff.
+    #[error("plugin error (will retry): {0}")]
+    Retry(String),
+    /// The plugin says only a change of the object can help.
+    #[error("plugin error (permanent): {0}")]
+    Permanent(String),
+    /// The guest trapped (a panic, an unreachable, a bad memory access).
+    #[error("plugin trapped: {0}")]
+    Trap(String),
+    /// The guest ran past its deadline.
+    #[error("plugin exceeded its deadline of {0:?}")]
+    Timeout(std::time::Duration),
+    /// The guest tried to grow its memory past the cap.
+    #[error("plugin exceeded its memory cap of {0} bytes")]
+    OutOfMemory(u64),
+    /// The guest answered something the host cannot use (malformed JSON, ...).
+    #[error("plugin returned an invalid answer: {0}")]
+    Invalid(String),
+}
+
+impl ReconcileFailure {
+    /// Whether the engine should retry with backoff (everything but a permanent error).
+    pub fn retryable(&self) -> bool {
+        !matches!(self, ReconcileFailure::Permanent(_))
+    }
+}
+
+/// Read-only cache access the host gives a call (limited by the engine to what was declared).
+pub trait CacheReader: Send + Sync {
+    fn get(&self, kind: &Gvk, namespace: Option<&str>, name: &str) -> Option<Value>;
+    fn list(&self, kind: &Gvk, namespace: Option<&str>, label_selector: Option<&str>) -> Vec<Value>;
+}
+
+/// A cache with nothing in it.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EmptyCache;
+
+impl CacheReader for EmptyCache {
+    fn get(&self, _: &Gvk, _: Option<&str>, _: &str) -> Option<Value> {
+        None
+    }
+
+    fn list(&self, _: &Gvk, _: Option<&str>, _: Option<&str>) -> Vec<Value> {
+        Vec::new()
+    }
+}
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A loaded plugin, as the engine sees it.
+pub trait Reconciler: Send + Sync {
+    fn metadata(&self) -> &Metadata;
+
+    /// One reconcile of one object.
+    fn reconcile<'a>(
+        &'a self,
+        snapshot: Snapshot,
+        cache: Arc<dyn CacheReader>,
+    ) -> BoxFuture<'a, Result<Desired, ReconcileFailure>>;
+
+    /// The primary objects a change to an object of a triggering lookup concerns. Plugins without
+    /// triggering lookups are never asked.
+    fn map<'a>(
+        &'a self,
+        trigger: Trigger,
+        cache: Arc<dyn CacheReader>,
+    ) -> BoxFuture<'a, Result<Vec<ObjectKey>, ReconcileFailure>> {
+        let _ = (trigger, cache);
+        Box::pin(async { Ok(Vec::new()) })
+    }
+}

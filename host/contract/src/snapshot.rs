@@ -1,0 +1,90 @@
+//! What one reconcile gets ([`Snapshot`]) and what a triggering change hands to `map` ([`Trigger`]).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::metadata::Lookup;
+
+/// Why a reconcile runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reason {
+    /// The primary object was created or changed.
+    Change,
+    /// One of its children changed or was deleted.
+    ChildChange,
+    /// The periodic resync.
+    Resync,
+    /// A retry after an error or a failed write, or a requested requeue.
+    Retry,
+    /// The object is being deleted and carries the plugin's finalizer.
+    Deletion,
+    /// An object of a triggering lookup changed and the plugin's `map` named this object.
+    Trigger,
+}
+
+/// The results of one declared lookup.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LookupResult {
+    pub lookup: Lookup,
+    /// Matching objects, as JSON.
+    #[serde(default)]
+    pub objects: Vec<Value>,
+}
+
+/// Everything one reconcile gets. Objects are JSON values here; the runtime serialises them to text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The primary object.
+    pub object: Value,
+    /// The objects of owned kinds this object owns.
+    #[serde(default)]
+    pub children: Vec<Value>,
+    /// The declared lookups' results, in declaration order.
+    #[serde(default)]
+    pub lookups: Vec<LookupResult>,
+    pub reason: Reason,
+    /// 1 for the first attempt; counts up while reconciles of this object fail.
+    #[serde(default = "one")]
+    pub attempt: u32,
+    /// The plugin's configuration (`{}` when none is given).
+    #[serde(default = "empty_object")]
+    pub config: Value,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn empty_object() -> Value {
+    Value::Object(Default::default())
+}
+
+/// A change to an object of a triggering lookup, handed to the plugin's `map`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trigger {
+    /// Index of the lookup in the plugin's `lookups`.
+    pub lookup: u32,
+    /// The object (its last known state when it was deleted).
+    pub object: Value,
+    /// Whether it was deleted.
+    #[serde(default)]
+    pub deleted: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshots_read_from_yaml_like_fixtures() {
+        let s: Snapshot = serde_json::from_value(
+            serde_json::json!({"object": {"kind": "Deployment"}, "reason": "child-change"}),
+        )
+        .unwrap();
+        assert_eq!(
+            (s.reason, s.attempt, s.config.clone()),
+            (Reason::ChildChange, 1, serde_json::json!({}))
+        );
+    }
+}
