@@ -1,25 +1,173 @@
-//! Conversions between the `bindgen!` types and the plain-Rust contract. JSON crosses the boundary
-//! as text: snapshot values are serialised here, and the guest's answer is parsed back (a malformed
-//! document is `ReconcileFailure::Invalid`, naming the field).
+//! Conversions between the `bindgen!` types of `wasmop:reconciler@0.2.0` and the plain-Rust
+//! contract. JSON crosses the boundary as text: snapshot values are serialised here, and the guest's
+//! answer is parsed back (a malformed document is `ReconcileFailure::Invalid`, naming the field).
+//!
+//! What both contract versions share (kinds, references, write permissions, patches, events,
+//! errors, and the common parts of metadata, snapshots and desired states) is written once, in
+//! [`common_conversions!`], and instantiated for each world: here for 0.2, in `v0_1.rs` for the 0.1
+//! adapter.
 
+use serde_json::Value;
 use wasmop_contract as c;
 
-use crate::bindings::types as w;
+use crate::bindings::v0_2::types as w;
 
-pub(crate) fn gvk_from_wit(g: w::Gvk) -> c::Gvk {
-    c::Gvk {
-        group: g.group,
-        version: g.version,
-        kind: g.kind,
-    }
+/// The conversions of the records every contract version has with the same fields. The invoking
+/// module names its world's types `w` (`use crate::bindings::v0_2::types as w`), the contract `c`,
+/// imports `serde_json::Value`, and provides the version-specific `lookup_from_wit`,
+/// `lookup_to_wit` and `reason_to_wit`.
+macro_rules! common_conversions {
+    () => {
+        pub(crate) fn gvk_from_wit(g: w::Gvk) -> c::Gvk {
+            c::Gvk::new(g.group, g.version, g.kind)
+        }
+
+        pub(crate) fn gvk_to_wit(g: &c::Gvk) -> w::Gvk {
+            w::Gvk {
+                group: g.group.clone(),
+                version: g.version.clone(),
+                kind: g.kind.clone(),
+            }
+        }
+
+        fn object_ref_from_wit(r: w::ObjectRef) -> c::ObjectRef {
+            c::ObjectRef {
+                kind: gvk_from_wit(r.kind),
+                namespace: r.namespace,
+                name: r.name,
+            }
+        }
+
+        pub(crate) fn error_from_wit(e: w::ReconcileError) -> c::ReconcileFailure {
+            match e {
+                w::ReconcileError::Retry(m) => c::ReconcileFailure::Retry(m),
+                w::ReconcileError::Permanent(m) => c::ReconcileFailure::Permanent(m),
+            }
+        }
+
+        /// Metadata without what differs between versions: no finalizer name, no CRDs.
+        fn metadata_from_wit_common(m: w::Metadata) -> c::Metadata {
+            c::Metadata {
+                name: m.name,
+                version: m.version,
+                primary: gvk_from_wit(m.primary),
+                owns: m.owns.into_iter().map(gvk_from_wit).collect(),
+                lookups: m.lookups.into_iter().map(lookup_from_wit).collect(),
+                writes: m
+                    .writes
+                    .into_iter()
+                    .map(|p| c::WritePermission {
+                        kind: gvk_from_wit(p.kind),
+                        verbs: p
+                            .verbs
+                            .into_iter()
+                            .map(|v| match v {
+                                w::Verb::Patch => c::Verb::Patch,
+                                w::Verb::Delete => c::Verb::Delete,
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+                finalizer: None,
+                namespaces: match m.namespaces {
+                    w::NamespaceScope::All => c::NamespaceScope::All,
+                    w::NamespaceScope::Only(list) => c::NamespaceScope::Only(list),
+                },
+                resync_seconds: m.resync_seconds,
+                max_concurrent_reconciles: m.max_concurrent_reconciles,
+                crds: Vec::new(),
+            }
+        }
+
+        pub(crate) fn snapshot_to_wit(s: &c::Snapshot) -> w::Snapshot {
+            w::Snapshot {
+                object: s.object.to_string(),
+                children: s.children.iter().map(Value::to_string).collect(),
+                lookups: s
+                    .lookups
+                    .iter()
+                    .map(|l| w::LookupResult {
+                        lookup: lookup_to_wit(&l.lookup),
+                        objects: l.objects.iter().map(Value::to_string).collect(),
+                    })
+                    .collect(),
+                reason: reason_to_wit(s.reason),
+                attempt: s.attempt,
+                config: s.config.to_string(),
+            }
+        }
+
+        /// A desired state without the finalizer (`false`), which each version answers its way.
+        fn desired_from_wit_common(d: w::Desired) -> Result<c::Desired, c::ReconcileFailure> {
+            use $crate::convert::parse;
+            let apply = d
+                .apply
+                .iter()
+                .enumerate()
+                .map(|(i, text)| {
+                    let v = parse(&format!("apply[{i}]"), text)?;
+                    if !v.is_object() {
+                        return Err(c::ReconcileFailure::Invalid(format!(
+                            "apply[{i}] is not a JSON object"
+                        )));
+                    }
+                    Ok(v)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let patches = d
+                .patches
+                .into_iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    Ok(c::Patch {
+                        body: parse(&format!("patches[{i}].body"), &p.body)?,
+                        target: object_ref_from_wit(p.target),
+                        patch_type: match p.patch_type {
+                            w::PatchType::Merge => c::PatchType::Merge,
+                            w::PatchType::Json => c::PatchType::Json,
+                        },
+                    })
+                })
+                .collect::<Result<Vec<_>, c::ReconcileFailure>>()?;
+            let status = d
+                .status
+                .as_deref()
+                .map(|s| parse("status", s))
+                .transpose()?;
+            Ok(c::Desired {
+                apply,
+                patches,
+                status,
+                deletions: d.deletions.into_iter().map(object_ref_from_wit).collect(),
+                events: d
+                    .events
+                    .into_iter()
+                    .map(|e| c::Event {
+                        event_type: match e.event_type {
+                            w::EventType::Normal => c::EventType::Normal,
+                            w::EventType::Warning => c::EventType::Warning,
+                        },
+                        reason: e.reason,
+                        message: e.message,
+                        regarding: e.regarding.map(object_ref_from_wit),
+                    })
+                    .collect(),
+                requeue_after_seconds: d.requeue_after_seconds,
+                finalizer: false,
+                errors: Vec::new(),
+            })
+        }
+    };
 }
 
-fn gvk_to_wit(g: &c::Gvk) -> w::Gvk {
-    w::Gvk {
-        group: g.group.clone(),
-        version: g.version.clone(),
-        kind: g.kind.clone(),
-    }
+pub(crate) use common_conversions;
+
+common_conversions!();
+
+/// A JSON document the guest sent, or `Invalid` naming the field.
+pub(crate) fn parse(field: &str, text: &str) -> Result<Value, c::ReconcileFailure> {
+    serde_json::from_str(text)
+        .map_err(|e| c::ReconcileFailure::Invalid(format!("{field} is not valid JSON: {e}")))
 }
 
 fn lookup_from_wit(l: w::Lookup) -> c::Lookup {
@@ -27,6 +175,7 @@ fn lookup_from_wit(l: w::Lookup) -> c::Lookup {
         kind: gvk_from_wit(l.kind),
         namespace: l.namespace,
         label_selector: l.label_selector,
+        triggers: l.triggers,
     }
 }
 
@@ -35,138 +184,50 @@ fn lookup_to_wit(l: &c::Lookup) -> w::Lookup {
         kind: gvk_to_wit(&l.kind),
         namespace: l.namespace.clone(),
         label_selector: l.label_selector.clone(),
+        triggers: l.triggers,
+    }
+}
+
+fn reason_to_wit(r: c::Reason) -> w::Reason {
+    match r {
+        c::Reason::Change => w::Reason::Change,
+        c::Reason::ChildChange => w::Reason::ChildChange,
+        c::Reason::Resync => w::Reason::Resync,
+        c::Reason::Retry => w::Reason::Retry,
+        c::Reason::Deletion => w::Reason::Deletion,
+        c::Reason::Trigger => w::Reason::Trigger,
     }
 }
 
 pub(crate) fn metadata_from_wit(m: w::Metadata) -> c::Metadata {
+    let (finalizer, crds) = (m.finalizer.clone(), m.crds.clone());
     c::Metadata {
-        name: m.name,
-        version: m.version,
-        primary: gvk_from_wit(m.primary),
-        owns: m.owns.into_iter().map(gvk_from_wit).collect(),
-        lookups: m.lookups.into_iter().map(lookup_from_wit).collect(),
-        writes: m
-            .writes
-            .into_iter()
-            .map(|w| c::WritePermission {
-                kind: gvk_from_wit(w.kind),
-                verbs: w
-                    .verbs
-                    .into_iter()
-                    .map(|v| match v {
-                        w::Verb::Patch => c::Verb::Patch,
-                        w::Verb::Delete => c::Verb::Delete,
-                    })
-                    .collect(),
-            })
-            .collect(),
-        finalizer: m.finalizer,
-        namespaces: match m.namespaces {
-            w::NamespaceScope::All => c::NamespaceScope::All,
-            w::NamespaceScope::Only(list) => c::NamespaceScope::Only(list),
-        },
-        resync_seconds: m.resync_seconds,
-        max_concurrent_reconciles: m.max_concurrent_reconciles,
-    }
-}
-
-pub(crate) fn snapshot_to_wit(s: &c::Snapshot) -> w::Snapshot {
-    let json = |v: &serde_json::Value| v.to_string();
-    w::Snapshot {
-        object: json(&s.object),
-        children: s.children.iter().map(json).collect(),
-        lookups: s
-            .lookups
-            .iter()
-            .map(|l| w::LookupResult {
-                lookup: lookup_to_wit(&l.lookup),
-                objects: l.objects.iter().map(json).collect(),
-            })
-            .collect(),
-        reason: match s.reason {
-            c::Reason::Change => w::Reason::Change,
-            c::Reason::ChildChange => w::Reason::ChildChange,
-            c::Reason::Resync => w::Reason::Resync,
-            c::Reason::Retry => w::Reason::Retry,
-            c::Reason::Deletion => w::Reason::Deletion,
-        },
-        attempt: s.attempt,
-        config: json(&s.config),
-    }
-}
-
-fn parse(field: &str, text: &str) -> Result<serde_json::Value, c::ReconcileFailure> {
-    serde_json::from_str(text)
-        .map_err(|e| c::ReconcileFailure::Invalid(format!("{field} is not valid JSON: {e}")))
-}
-
-fn object_ref_from_wit(r: w::ObjectRef) -> c::ObjectRef {
-    c::ObjectRef {
-        kind: gvk_from_wit(r.kind),
-        namespace: r.namespace,
-        name: r.name,
+        finalizer,
+        crds,
+        ..metadata_from_wit_common(m)
     }
 }
 
 pub(crate) fn desired_from_wit(d: w::Desired) -> Result<c::Desired, c::ReconcileFailure> {
-    let apply = d
-        .apply
-        .iter()
-        .enumerate()
-        .map(|(i, text)| {
-            let v = parse(&format!("apply[{i}]"), text)?;
-            if !v.is_object() {
-                return Err(c::ReconcileFailure::Invalid(format!(
-                    "apply[{i}] is not a JSON object"
-                )));
-            }
-            Ok(v)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let patches = d
-        .patches
-        .into_iter()
-        .enumerate()
-        .map(|(i, p)| {
-            Ok(c::Patch {
-                body: parse(&format!("patches[{i}].body"), &p.body)?,
-                target: object_ref_from_wit(p.target),
-                patch_type: match p.patch_type {
-                    w::PatchType::Merge => c::PatchType::Merge,
-                    w::PatchType::Json => c::PatchType::Json,
-                },
-            })
-        })
-        .collect::<Result<Vec<_>, c::ReconcileFailure>>()?;
-    let status = d.status.as_deref().map(|s| parse("status", s)).transpose()?;
+    let finalizer = d.finalizer;
     Ok(c::Desired {
-        apply,
-        patches,
-        status,
-        deletions: d.deletions.into_iter().map(object_ref_from_wit).collect(),
-        events: d
-            .events
-            .into_iter()
-            .map(|e| c::Event {
-                event_type: match e.event_type {
-                    w::EventType::Normal => c::EventType::Normal,
-                    w::EventType::Warning => c::EventType::Warning,
-                },
-                reason: e.reason,
-                message: e.message,
-                regarding: e.regarding.map(object_ref_from_wit),
-            })
-            .collect(),
-        requeue_after_seconds: d.requeue_after_seconds,
-        finalizer_done: d.finalizer_done,
+        finalizer,
+        ..desired_from_wit_common(d)?
     })
 }
 
-pub(crate) fn error_from_wit(e: w::ReconcileError) -> c::ReconcileFailure {
-    match e {
-        w::ReconcileError::Retry(m) => c::ReconcileFailure::Retry(m),
-        w::ReconcileError::Permanent(m) => c::ReconcileFailure::Permanent(m),
+pub(crate) fn trigger_to_wit(t: &c::Trigger) -> w::Trigger {
+    w::Trigger {
+        lookup: t.lookup,
+        object: t.object.to_string(),
+        deleted: t.deleted,
     }
+}
+
+pub(crate) fn keys_from_wit(keys: Vec<w::ObjectKey>) -> Vec<c::ObjectKey> {
+    keys.into_iter()
+        .map(|k| c::ObjectKey::new(k.namespace.as_deref(), &k.name))
+        .collect()
 }
 
 #[cfg(test)]
@@ -182,7 +243,7 @@ mod tests {
             deletions: vec![],
             events: vec![],
             requeue_after_seconds: None,
-            finalizer_done: false,
+            finalizer: false,
         }
     }
 
@@ -192,26 +253,22 @@ mod tests {
             object: json!({"kind": "Widget", "metadata": {"name": "w"}}),
             children: vec![json!({"kind": "ConfigMap"})],
             lookups: vec![c::LookupResult {
-                lookup: c::Lookup {
-                    kind: c::Gvk::new("", "v1", "Secret"),
-                    namespace: Some("ns".into()),
-                    label_selector: None,
-                },
+                lookup: c::Lookup::new(c::Gvk::new("", "v1", "Secret"))
+                    .namespace("ns")
+                    .triggers(),
                 objects: vec![json!({"kind": "Secret"})],
             }],
-            reason: c::Reason::ChildChange,
+            reason: c::Reason::Trigger,
             attempt: 3,
             config: json!({}),
         };
         let w = snapshot_to_wit(&s);
-        assert_eq!(
-            serde_json::from_str::<serde_json::Value>(&w.object).unwrap(),
-            s.object
-        );
+        assert_eq!(serde_json::from_str::<Value>(&w.object).unwrap(), s.object);
         assert_eq!(w.children, vec![r#"{"kind":"ConfigMap"}"#]);
         assert_eq!(w.lookups[0].lookup.kind.kind, "Secret");
         assert_eq!(w.lookups[0].lookup.namespace.as_deref(), Some("ns"));
-        assert_eq!(w.reason, w::Reason::ChildChange);
+        assert!(w.lookups[0].lookup.triggers);
+        assert_eq!(w.reason, w::Reason::Trigger);
         assert_eq!((w.attempt, w.config.as_str()), (3, "{}"));
     }
 
@@ -221,6 +278,7 @@ mod tests {
         d.apply = vec![r#"{"kind":"ConfigMap"}"#.into()];
         d.status = Some(r#"{"ready":true}"#.into());
         d.requeue_after_seconds = Some(30);
+        d.finalizer = true;
         d.events.push(w::Event {
             event_type: w::EventType::Warning,
             reason: "Oops".into(),
@@ -232,6 +290,7 @@ mod tests {
         assert_eq!(out.status, Some(json!({"ready": true})));
         assert_eq!(out.requeue_after_seconds, Some(30));
         assert_eq!(out.events[0].event_type, c::EventType::Warning);
+        assert!(out.finalizer);
 
         let mut bad = d.clone();
         bad.apply.push("{nope".into());
@@ -251,11 +310,7 @@ mod tests {
         let mut bad = d;
         bad.patches.push(w::Patch {
             target: w::ObjectRef {
-                kind: w::Gvk {
-                    group: String::new(),
-                    version: "v1".into(),
-                    kind: "ConfigMap".into(),
-                },
+                kind: gvk_to_wit(&c::Gvk::new("", "v1", "ConfigMap")),
                 namespace: None,
                 name: "x".into(),
             },
@@ -285,30 +340,58 @@ mod tests {
         let m = metadata_from_wit(w::Metadata {
             name: "p".into(),
             version: "1.0.0".into(),
-            primary: w::Gvk {
-                group: "example.com".into(),
-                version: "v1".into(),
-                kind: "Widget".into(),
-            },
+            primary: gvk_to_wit(&c::Gvk::new("example.com", "v1", "Widget")),
             owns: vec![],
-            lookups: vec![],
+            lookups: vec![w::Lookup {
+                kind: gvk_to_wit(&c::Gvk::new("", "v1", "Namespace")),
+                namespace: None,
+                label_selector: Some("a=b".into()),
+                triggers: true,
+            }],
             writes: vec![w::WritePermission {
-                kind: w::Gvk {
-                    group: String::new(),
-                    version: "v1".into(),
-                    kind: "Pod".into(),
-                },
+                kind: gvk_to_wit(&c::Gvk::new("", "v1", "Pod")),
                 verbs: vec![w::Verb::Delete],
             }],
-            finalizer: true,
+            finalizer: Some("example.com/cleanup".into()),
             namespaces: w::NamespaceScope::Only(vec!["a".into()]),
             resync_seconds: 60,
             max_concurrent_reconciles: 2,
+            crds: vec!["kind: CustomResourceDefinition".into()],
         });
         assert_eq!(m.primary, c::Gvk::new("example.com", "v1", "Widget"));
+        assert!(m.lookups[0].triggers);
+        assert_eq!(m.lookups[0].label_selector.as_deref(), Some("a=b"));
         assert_eq!(m.writes[0].verbs, vec![c::Verb::Delete]);
         assert_eq!(m.namespaces, c::NamespaceScope::Only(vec!["a".into()]));
-        assert!(m.finalizer);
+        assert_eq!(m.finalizer_name(), "example.com/cleanup");
+        assert_eq!(m.crds.len(), 1);
         assert_eq!((m.resync_seconds, m.max_concurrent_reconciles), (60, 2));
+    }
+
+    #[test]
+    fn triggers_and_keys_cross() {
+        let t = trigger_to_wit(&c::Trigger {
+            lookup: 1,
+            object: json!({"kind": "Namespace"}),
+            deleted: true,
+        });
+        assert_eq!(
+            (t.lookup, t.object.as_str(), t.deleted),
+            (1, r#"{"kind":"Namespace"}"#, true)
+        );
+        let keys = keys_from_wit(vec![
+            w::ObjectKey {
+                namespace: Some("demo".into()),
+                name: "a".into(),
+            },
+            w::ObjectKey {
+                namespace: Some(String::new()),
+                name: "b".into(),
+            },
+        ]);
+        assert_eq!(
+            keys,
+            vec![c::ObjectKey::new(Some("demo"), "a"), c::ObjectKey::new(None, "b")]
+        );
     }
 }

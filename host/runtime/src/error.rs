@@ -25,7 +25,7 @@ pub enum LoadError {
     NotComponent { file: String },
     #[error("{file}: the component does not compile: {reason}")]
     Compile { file: String, reason: String },
-    #[error("{file}: not a wasmop:reconciler@0.1.0 plugin (wrong world): {reason}")]
+    #[error("{file}: not a wasmop:reconciler@0.2.0 or @0.1.0 plugin (wrong world): {reason}")]
     WrongWorld { file: String, reason: String },
     #[error("{file}: calling the plugin's metadata() failed: {failure}")]
     Metadata { file: String, failure: ReconcileFailure },

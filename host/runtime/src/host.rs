@@ -1,4 +1,5 @@
-//! What a plugin's store holds, and the host side of its imports: the cache and log interfaces,
+//! What a plugin's store holds, and the host side of its imports: the cache and log interfaces
+//! (one implementation for both contract versions),
 //! WASI p2 with nothing granted (no files, environment, arguments, network or real clocks; guest
 //! stdout/stderr go to `tracing`), and the memory limiter.
 
@@ -9,15 +10,12 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use wasmop_contract::CacheReader;
+use wasmop_contract::{CacheReader, Gvk};
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
-
-use crate::bindings::{cache, log, types};
-use crate::convert::gvk_from_wit;
 
 /// At most this many bytes of one plugin's stdout and stderr are forwarded per call.
 const OUTPUT_BUDGET: usize = 64 * 1024;
@@ -92,35 +90,23 @@ impl WasiView for HostState {
     }
 }
 
-impl types::Host for HostState {}
-
-impl cache::Host for HostState {
-    fn get(&mut self, kind: types::Gvk, namespace: Option<String>, name: String) -> Option<String> {
-        self.cache
-            .get(&gvk_from_wit(kind), namespace.as_deref(), &name)
-            .map(|v| v.to_string())
+impl HostState {
+    /// `cache.get`, the same in every world.
+    fn cache_get(&self, kind: &Gvk, namespace: Option<&str>, name: &str) -> Option<String> {
+        self.cache.get(kind, namespace, name).map(|v| v.to_string())
     }
 
-    fn list(
-        &mut self,
-        kind: types::Gvk,
-        namespace: Option<String>,
-        label_selector: Option<String>,
-    ) -> Vec<String> {
+    /// `cache.list`, the same in every world.
+    fn cache_list(&self, kind: &Gvk, namespace: Option<&str>, label_selector: Option<&str>) -> Vec<String> {
         self.cache
-            .list(
-                &gvk_from_wit(kind),
-                namespace.as_deref(),
-                label_selector.as_deref(),
-            )
+            .list(kind, namespace, label_selector)
             .iter()
             .map(|v| v.to_string())
             .collect()
     }
-}
 
-impl log::Host for HostState {
-    fn log(&mut self, level: log::Level, message: String) {
+    /// `log.log`, the same in every world: into `tracing`, tagged with the plugin, up to a budget.
+    fn log_line(&mut self, level: tracing::Level, message: &str) {
         self.logs += 1;
         if self.logs > LOG_BUDGET {
             if self.logs == LOG_BUDGET + 1 {
@@ -129,17 +115,65 @@ impl log::Host for HostState {
             }
             return;
         }
-        let message = cut(&message, MAX_LINE);
+        let message = cut(message, MAX_LINE);
         let plugin = &*self.plugin;
         match level {
-            log::Level::Trace => tracing::trace!(target: "wasmop::plugin", plugin, "{message}"),
-            log::Level::Debug => tracing::debug!(target: "wasmop::plugin", plugin, "{message}"),
-            log::Level::Info => tracing::info!(target: "wasmop::plugin", plugin, "{message}"),
-            log::Level::Warn => tracing::warn!(target: "wasmop::plugin", plugin, "{message}"),
-            log::Level::Error => tracing::error!(target: "wasmop::plugin", plugin, "{message}"),
+            tracing::Level::TRACE => tracing::trace!(target: "wasmop::plugin", plugin, "{message}"),
+            tracing::Level::DEBUG => tracing::debug!(target: "wasmop::plugin", plugin, "{message}"),
+            tracing::Level::INFO => tracing::info!(target: "wasmop::plugin", plugin, "{message}"),
+            tracing::Level::WARN => tracing::warn!(target: "wasmop::plugin", plugin, "{message}"),
+            tracing::Level::ERROR => tracing::error!(target: "wasmop::plugin", plugin, "{message}"),
         }
     }
 }
+
+/// The generated `Host` traits of one world's imports, delegating to the shared implementation
+/// above (the `cache` and `log` interfaces are the same in every contract version; only the
+/// generated types differ).
+macro_rules! host_imports {
+    ($world:ident) => {
+        impl crate::bindings::$world::types::Host for HostState {}
+
+        impl crate::bindings::$world::cache::Host for HostState {
+            fn get(
+                &mut self,
+                kind: crate::bindings::$world::types::Gvk,
+                namespace: Option<String>,
+                name: String,
+            ) -> Option<String> {
+                let kind = Gvk::new(kind.group, kind.version, kind.kind);
+                self.cache_get(&kind, namespace.as_deref(), &name)
+            }
+
+            fn list(
+                &mut self,
+                kind: crate::bindings::$world::types::Gvk,
+                namespace: Option<String>,
+                label_selector: Option<String>,
+            ) -> Vec<String> {
+                let kind = Gvk::new(kind.group, kind.version, kind.kind);
+                self.cache_list(&kind, namespace.as_deref(), label_selector.as_deref())
+            }
+        }
+
+        impl crate::bindings::$world::log::Host for HostState {
+            fn log(&mut self, level: crate::bindings::$world::log::Level, message: String) {
+                use crate::bindings::$world::log::Level;
+                let level = match level {
+                    Level::Trace => tracing::Level::TRACE,
+                    Level::Debug => tracing::Level::DEBUG,
+                    Level::Info => tracing::Level::INFO,
+                    Level::Warn => tracing::Level::WARN,
+                    Level::Error => tracing::Level::ERROR,
+                };
+                self.log_line(level, &message);
+            }
+        }
+    };
+}
+
+host_imports!(v0_2);
+host_imports!(v0_1);
 
 /// `s` cut to at most `max` bytes, on a character boundary.
 fn cut(s: &str, max: usize) -> &str {

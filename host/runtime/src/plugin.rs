@@ -1,5 +1,5 @@
-//! A loaded plugin and one reconcile: fresh store, deadline, memory cap, and the mapping of every
-//! outcome to the contract.
+//! A loaded plugin and its calls (`reconcile`, `map`): fresh store, deadline, memory cap, and the
+//! mapping of every outcome to the contract, for either contract version the plugin implements.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -7,11 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
-use wasmop_contract::{BoxFuture, CacheReader, Desired, Metadata, ReconcileFailure, Reconciler, Snapshot};
+use wasmop_contract::{
+    BoxFuture, CacheReader, Desired, Metadata, ObjectKey, ReconcileFailure, Reconciler, Snapshot, Trigger,
+};
 use wasmtime::component::Component;
 use wasmtime::{PoolConcurrencyLimitError, Trap};
 
-use crate::bindings::ReconcilerPre;
+use crate::bindings::{v0_1, v0_2};
 use crate::convert;
 use crate::error::LoadError;
 use crate::host::HostState;
@@ -56,8 +58,27 @@ struct PluginInner {
     file: String,
     name: Arc<str>,
     metadata: Metadata,
-    pre: ReconcilerPre<HostState>,
+    world: World,
     component: Component,
+}
+
+/// The linked component, by the contract version it implements.
+pub(crate) enum World {
+    V0_2(v0_2::ReconcilerPre<HostState>),
+    V0_1 {
+        pre: v0_1::ReconcilerPre<HostState>,
+        /// The 0.1 metadata switched the finalizer on for every object.
+        finalizer_everywhere: bool,
+    },
+}
+
+impl World {
+    fn version(&self) -> &'static str {
+        match self {
+            World::V0_2(_) => v0_2::VERSION,
+            World::V0_1 { .. } => v0_1::VERSION,
+        }
+    }
 }
 
 impl std::fmt::Debug for Plugin {
@@ -65,6 +86,7 @@ impl std::fmt::Debug for Plugin {
         f.debug_struct("Plugin")
             .field("file", &self.inner.file)
             .field("name", &self.inner.metadata.name)
+            .field("contract", &self.inner.world.version())
             .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
@@ -75,7 +97,7 @@ impl Plugin {
         runtime: Runtime,
         file: String,
         metadata: Metadata,
-        pre: ReconcilerPre<HostState>,
+        world: World,
         component: Component,
         limits: PluginLimits,
     ) -> Plugin {
@@ -85,7 +107,7 @@ impl Plugin {
                 file,
                 name: metadata.name.as_str().into(),
                 metadata,
-                pre,
+                world,
                 component,
             }),
             limits,
@@ -95,6 +117,11 @@ impl Plugin {
     /// What the plugin declared (validated).
     pub fn metadata(&self) -> &Metadata {
         &self.inner.metadata
+    }
+
+    /// The version of the contract the plugin implements: `"0.2.0"` or `"0.1.0"`.
+    pub fn contract_version(&self) -> &'static str {
+        self.inner.world.version()
     }
 
     /// The file it was loaded from (or the name given to `load_bytes`).
@@ -130,15 +157,62 @@ impl Plugin {
         cache: Arc<dyn CacheReader>,
     ) -> Result<Desired, ReconcileFailure> {
         let limits = self.limits;
-        let input = convert::snapshot_to_wit(snapshot);
         let mut store = self.inner.runtime.store(self.inner.name.clone(), cache, limits);
-        let pre = &self.inner.pre;
+        match &self.inner.world {
+            World::V0_2(pre) => {
+                let input = convert::snapshot_to_wit(snapshot);
+                let call = async {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    instance.call_reconcile(&mut store, &input).await
+                };
+                match bounded(limits, call).await {
+                    Outcome::Done(Ok(Ok(desired))) => convert::desired_from_wit(desired),
+                    Outcome::Done(Ok(Err(error))) => Err(convert::error_from_wit(error)),
+                    Outcome::Done(Err(e)) => Err(classify(e, store.data(), limits)),
+                    Outcome::Failed(failure) => Err(failure),
+                }
+            }
+            World::V0_1 {
+                pre,
+                finalizer_everywhere,
+            } => {
+                let input = crate::v0_1::snapshot_to_wit(snapshot);
+                let call = async {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    instance.call_reconcile(&mut store, &input).await
+                };
+                match bounded(limits, call).await {
+                    Outcome::Done(Ok(Ok(desired))) => {
+                        crate::v0_1::desired_from_wit(desired, snapshot.reason, *finalizer_everywhere)
+                    }
+                    Outcome::Done(Ok(Err(error))) => Err(crate::v0_1::error_from_wit(error)),
+                    Outcome::Done(Err(e)) => Err(classify(e, store.data(), limits)),
+                    Outcome::Failed(failure) => Err(failure),
+                }
+            }
+        }
+    }
+
+    /// The primary objects a change to an object of a triggering lookup concerns: the guest's
+    /// `map`, in a fresh instance with the same deadline, memory cap and cache as a reconcile. A
+    /// 0.1 plugin has no `map` (and no triggering lookups): it answers nothing.
+    pub async fn map(
+        &self,
+        trigger: &Trigger,
+        cache: Arc<dyn CacheReader>,
+    ) -> Result<Vec<ObjectKey>, ReconcileFailure> {
+        let World::V0_2(pre) = &self.inner.world else {
+            return Ok(Vec::new());
+        };
+        let limits = self.limits;
+        let mut store = self.inner.runtime.store(self.inner.name.clone(), cache, limits);
+        let input = convert::trigger_to_wit(trigger);
         let call = async {
             let instance = pre.instantiate_async(&mut store).await?;
-            instance.call_reconcile(&mut store, &input).await
+            instance.call_map(&mut store, &input).await
         };
         match bounded(limits, call).await {
-            Outcome::Done(Ok(Ok(desired))) => convert::desired_from_wit(desired),
+            Outcome::Done(Ok(Ok(keys))) => Ok(convert::keys_from_wit(keys)),
             Outcome::Done(Ok(Err(error))) => Err(convert::error_from_wit(error)),
             Outcome::Done(Err(e)) => Err(classify(e, store.data(), limits)),
             Outcome::Failed(failure) => Err(failure),
@@ -192,6 +266,14 @@ impl Reconciler for Plugin {
     ) -> BoxFuture<'a, Result<Desired, ReconcileFailure>> {
         Box::pin(async move { Plugin::reconcile(self, &snapshot, cache).await })
     }
+
+    fn map<'a>(
+        &'a self,
+        trigger: Trigger,
+        cache: Arc<dyn CacheReader>,
+    ) -> BoxFuture<'a, Result<Vec<ObjectKey>, ReconcileFailure>> {
+        Box::pin(async move { Plugin::map(self, &trigger, cache).await })
+    }
 }
 
 /// What a failed call (instantiation or export) means, from the store's own records first.
@@ -227,5 +309,77 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "(no message)".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use wasmop_contract::{EmptyCache, Gvk, Reason};
+
+    /// The configmap-replicator as built against the 0.1 contract (`finalizer: true` in its
+    /// metadata: the finalizer on every object).
+    const REPLICATOR_0_1: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/configmap-replicator-0.1.0.wasm"
+    );
+
+    fn snapshot(reason: Reason) -> Snapshot {
+        serde_json::from_value(json!({
+            "object": {
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "settings", "namespace": "demo", "uid": "u-1"},
+                "data": {"a": "1"},
+            },
+            "lookups": [{"lookup": {"apiVersion": "v1", "kind": "Namespace"}, "objects": []}],
+            "reason": reason,
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_0_1_plugin_loads_and_is_adapted_to_the_contract() {
+        let plugin = Runtime::shared()
+            .unwrap()
+            .load(REPLICATOR_0_1, PluginLimits::default())
+            .unwrap();
+        assert_eq!(plugin.contract_version(), "0.1.0");
+        let m = plugin.metadata();
+        assert_eq!(m.name, "configmap-replicator");
+        assert_eq!(m.primary, Gvk::new("", "v1", "ConfigMap"));
+        assert_eq!(m.finalizer, None);
+        assert_eq!(m.finalizer_name(), "wasmop.io/configmap-replicator");
+        assert_eq!(m.lookups.len(), 1);
+        assert!(!m.has_triggers());
+        assert!(m.crds.is_empty());
+
+        // The 0.1 finalizer was for every object: every answer holds it ...
+        let cache: Arc<dyn CacheReader> = Arc::new(EmptyCache);
+        let desired = plugin
+            .reconcile(&snapshot(Reason::Change), cache.clone())
+            .await
+            .unwrap();
+        assert!(desired.finalizer);
+        assert!(desired.apply.is_empty(), "no annotation, no copies");
+        let desired = plugin
+            .reconcile(&snapshot(Reason::Trigger), cache.clone())
+            .await
+            .unwrap();
+        assert!(desired.finalizer, "a trigger reaches it as a change");
+        // ... until a deletion reconcile says finalizer-done.
+        let desired = plugin
+            .reconcile(&snapshot(Reason::Deletion), cache.clone())
+            .await
+            .unwrap();
+        assert!(!desired.finalizer);
+
+        // No map in 0.1.
+        let trigger = Trigger {
+            lookup: 0,
+            object: json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo"}}),
+            deleted: false,
+        };
+        assert_eq!(plugin.map(&trigger, cache).await, Ok(Vec::new()));
     }
 }

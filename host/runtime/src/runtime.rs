@@ -9,11 +9,10 @@ use wasmop_contract::{CacheReader, EmptyCache};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline};
 
-use crate::bindings::{Reconciler as World, ReconcilerPre};
-use crate::convert;
+use crate::bindings::{v0_1, v0_2};
 use crate::error::{LoadError, RuntimeError};
 use crate::host::HostState;
-use crate::plugin::{Outcome, Plugin, PluginLimits, bounded, classify};
+use crate::plugin::{Outcome, Plugin, PluginLimits, World, bounded, classify};
 
 /// How the engine is set up; one per process is usual ([`Runtime::shared`]).
 #[derive(Debug, Clone)]
@@ -98,8 +97,12 @@ impl Runtime {
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| RuntimeError(format!("linking WASI: {e:#}")))?;
-        World::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
-            .map_err(|e| RuntimeError(format!("linking the host imports: {e:#}")))?;
+        // Both contract versions' imports: their instance names differ by version, so a 0.1 and a
+        // 0.2 component link against the same linker.
+        v0_2::Reconciler::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| RuntimeError(format!("linking the host imports (0.2): {e:#}")))?;
+        v0_1::Reconciler::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| RuntimeError(format!("linking the host imports (0.1): {e:#}")))?;
 
         let weak = engine.weak();
         let tick = config.epoch_tick.max(Duration::from_millis(1));
@@ -198,20 +201,35 @@ impl Runtime {
         h.finish()
     }
 
-    /// Links a compiled component against the reconciler world, calls its `metadata` export once
-    /// (with `limits`) and validates the answer.
+    /// Links a compiled component against the reconciler world (0.2, else 0.1), calls its
+    /// `metadata` export once (with `limits`) and validates the answer.
     pub fn instantiate(&self, compiled: CompiledPlugin, limits: PluginLimits) -> Result<Plugin, LoadError> {
         let CompiledPlugin { file, component } = compiled;
-        let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld {
+        let wrong_world = |reason: String| LoadError::WrongWorld {
             file: file.clone(),
-            reason: format!("{e:#}"),
+            reason,
         };
         let pre = self
             .inner
             .linker
             .instantiate_pre(&component)
-            .map_err(wrong_world)?;
-        let pre = ReconcilerPre::new(pre).map_err(wrong_world)?;
+            .map_err(|e| wrong_world(format!("{e:#}")))?;
+        let world = match v0_2::ReconcilerPre::new(pre.clone()) {
+            Ok(pre) => World::V0_2(pre),
+            Err(e2) => match v0_1::ReconcilerPre::new(pre) {
+                Ok(pre) => World::V0_1 {
+                    pre,
+                    finalizer_everywhere: false,
+                },
+                Err(e1) => {
+                    return Err(wrong_world(format!(
+                        "as {}: {e2:#}; as {}: {e1:#}",
+                        v0_2::VERSION,
+                        v0_1::VERSION
+                    )));
+                }
+            },
+        };
 
         let label: Arc<str> = Path::new(&file)
             .file_stem()
@@ -220,8 +238,18 @@ impl Runtime {
             .into();
         let mut store = self.store(label, Arc::new(EmptyCache), limits);
         let call = async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance.call_metadata(&mut store).await
+            Ok(match &world {
+                World::V0_2(pre) => {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    let m = instance.call_metadata(&mut store).await?;
+                    (crate::convert::metadata_from_wit(m), false)
+                }
+                World::V0_1 { pre, .. } => {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    let m = instance.call_metadata(&mut store).await?;
+                    crate::v0_1::metadata_from_wit(m)
+                }
+            })
         };
         // Loading is synchronous: drive the call here, inside a tokio context (the caller's, or
         // wasmtime-wasi's own) so that WASI host calls and the outer deadline have a timer.
@@ -232,17 +260,30 @@ impl Runtime {
             file: file.clone(),
             failure,
         };
-        let metadata = match outcome {
-            Outcome::Done(Ok(metadata)) => metadata,
+        let (metadata, finalizer_everywhere) = match outcome {
+            Outcome::Done(Ok(answer)) => answer,
             Outcome::Done(Err(e)) => return Err(failure(classify(e, store.data(), limits))),
             Outcome::Failed(f) => return Err(failure(f)),
         };
-        let metadata = convert::metadata_from_wit(metadata);
         metadata.validate().map_err(|source| LoadError::InvalidMetadata {
             file: file.clone(),
             source,
         })?;
-        Ok(Plugin::new(self.clone(), file, metadata, pre, component, limits))
+        let world = match world {
+            World::V0_1 { pre, .. } => World::V0_1 {
+                pre,
+                finalizer_everywhere,
+            },
+            world => world,
+        };
+        Ok(Plugin::new(
+            self.clone(),
+            file,
+            metadata,
+            world,
+            component,
+            limits,
+        ))
     }
 
     /// A fresh store for one call: its own WASI context, cache, memory cap and deadline.
@@ -369,8 +410,9 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, LoadError::WrongWorld { .. }), "{err}");
         assert!(
-            err.to_string()
-                .starts_with("empty.wasm: not a wasmop:reconciler@0.1.0 plugin"),
+            err.to_string().starts_with(
+                "empty.wasm: not a wasmop:reconciler@0.2.0 or @0.1.0 plugin (wrong world): as 0.2.0: "
+            ),
             "{err}"
         );
 
