@@ -1,123 +1,48 @@
-//! Watches and caches: one kube-rs `watcher` + `reflector` per kind, shared by every plugin that needs
-//! the kind, however many there are. Each watch fans its changes out on a broadcast channel that the
-//! plugins' controllers subscribe to, and its reflector store answers snapshot and guest cache reads.
+//! Where controllers get their [`KindStore`]s ([`Cache`]): in production the shared watches
+//! ([`Caches`]: one kube-rs `watcher` per kind for every plugin that needs it, started on first use
+//! after discovery resolves the kind), in tests an in-memory [`MemoryCache`]. Also here: the
+//! read-only view a plugin's guest gets ([`PluginCache`]), limited to exactly what it declared.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use futures::StreamExt;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::api::{DynamicObject, GroupVersionKind};
 use kube::discovery::Scope;
-use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde_json::Value;
-use tokio::sync::broadcast;
 use wasmop_apimachinery::selector::LabelSelector;
-use wasmop_contract::{CacheReader, Gvk, NamespaceScope};
+use wasmop_contract::{BoxFuture, CacheReader, Gvk, Metadata};
 
-use crate::EngineError;
+use crate::store::{KindStore, labels_json};
 
-/// A change seen by a shared watch.
-#[derive(Debug, Clone)]
-pub enum KindEvent {
-    Applied(Arc<DynamicObject>),
-    Deleted(Arc<DynamicObject>),
-    /// The watch (re)listed: every object may have changed.
-    Resynced,
+/// Where a controller's stores come from.
+pub trait Cache: Send + Sync + 'static {
+    /// The store of `gvk`, its watch started if needed; `Err` with the reason while the kind is not
+    /// served (a CRD not applied yet).
+    fn store<'a>(&'a self, gvk: &'a Gvk) -> BoxFuture<'a, Result<Arc<KindStore>, String>>;
+
+    /// The store of `gvk` if it is already there.
+    fn get(&self, gvk: &Gvk) -> Option<Arc<KindStore>>;
 }
 
-/// One kind's shared watch and cache.
-pub struct KindWatch {
-    pub gvk: Gvk,
-    pub resource: ApiResource,
-    pub namespaced: bool,
-    pub store: Store<DynamicObject>,
-    events: broadcast::Sender<KindEvent>,
+/// A watch and its store.
+struct Watched {
+    store: Arc<KindStore>,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl std::fmt::Debug for KindWatch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KindWatch")
-            .field("gvk", &self.gvk)
-            .field("objects", &self.store.state().len())
-            .finish()
-    }
-}
-
-impl Drop for KindWatch {
+impl Drop for Watched {
     fn drop(&mut self) {
         self.task.abort();
     }
 }
 
-impl KindWatch {
-    pub fn subscribe(&self) -> broadcast::Receiver<KindEvent> {
-        self.events.subscribe()
-    }
-
-    /// The cached object as JSON (with `apiVersion`/`kind`, which list items may lack).
-    pub fn to_json(&self, obj: &DynamicObject) -> Value {
-        let mut v = serde_json::to_value(obj).unwrap_or(Value::Null);
-        if let Some(m) = v.as_object_mut() {
-            m.insert("apiVersion".into(), self.resource.api_version.clone().into());
-            m.insert("kind".into(), self.resource.kind.clone().into());
-        }
-        v
-    }
-
-    pub fn get(&self, namespace: Option<&str>, name: &str) -> Option<Arc<DynamicObject>> {
-        let ns = if self.namespaced { namespace } else { None };
-        self.store
-            .get(&reflector::ObjectRef::new_with(name, self.resource.clone()).within_opt(ns))
-    }
-
-    /// Cached objects in `namespace` (None: all) matching `selector`.
-    pub fn list(&self, namespace: Option<&str>, selector: Option<&LabelSelector>) -> Vec<Arc<DynamicObject>> {
-        let mut out: Vec<Arc<DynamicObject>> = self
-            .store
-            .state()
-            .into_iter()
-            .filter(|o| namespace.is_none_or(|ns| o.namespace().as_deref() == Some(ns)))
-            .filter(|o| selector.is_none_or(|s| s.matches(labels_json(o).as_ref())))
-            .collect();
-        out.sort_by_key(|o| (o.namespace(), o.name_any()));
-        out
-    }
-
-    /// Waits until the first list has filled the cache.
-    pub async fn ready(&self) {
-        let _ = self.store.wait_until_ready().await;
-    }
-}
-
-trait WithinOpt {
-    fn within_opt(self, ns: Option<&str>) -> Self;
-}
-
-impl WithinOpt for reflector::ObjectRef<DynamicObject> {
-    fn within_opt(self, ns: Option<&str>) -> Self {
-        match ns {
-            Some(ns) => self.within(ns),
-            None => self,
-        }
-    }
-}
-
-fn labels_json(o: &DynamicObject) -> Option<serde_json::Map<String, Value>> {
-    o.metadata.labels.as_ref().map(|l| {
-        l.iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect()
-    })
-}
-
-/// The shared watches, started on first use.
+/// The shared watches of the engine (see the module docs).
 pub struct Caches {
     client: Client,
-    kinds: Mutex<HashMap<Gvk, Arc<KindWatch>>>,
+    kinds: Mutex<HashMap<Gvk, Watched>>,
 }
 
 impl std::fmt::Debug for Caches {
@@ -136,86 +61,9 @@ impl Caches {
         }
     }
 
-    pub fn get(&self, gvk: &Gvk) -> Option<Arc<KindWatch>> {
-        self.kinds.lock().expect("caches lock").get(gvk).cloned()
-    }
-
     /// Kinds being watched.
     pub fn watched(&self) -> Vec<Gvk> {
         self.kinds.lock().expect("caches lock").keys().cloned().collect()
-    }
-
-    /// The shared watch of `gvk`, started if needed (the kind must be served: discovery resolves it).
-    pub async fn watch(&self, gvk: &Gvk) -> Result<Arc<KindWatch>, EngineError> {
-        if let Some(w) = self.get(gvk) {
-            return Ok(w);
-        }
-        let (resource, caps) = kube::discovery::pinned_kind(
-            &self.client,
-            &GroupVersionKind::gvk(&gvk.group, &gvk.version, &gvk.kind),
-        )
-        .await
-        .map_err(|e| EngineError::UnknownKind {
-            gvk: gvk.clone(),
-            reason: e.to_string(),
-        })?;
-        let mut kinds = self.kinds.lock().expect("caches lock");
-        if let Some(w) = kinds.get(gvk) {
-            return Ok(w.clone());
-        }
-        let (events, _) = broadcast::channel(4096);
-        let writer = reflector::store::Writer::new(resource.clone());
-        let store = writer.as_reader();
-        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
-        let tx = events.clone();
-        let name = gvk.to_string();
-        let task = tokio::spawn(async move {
-            let stream =
-                reflector::reflector(writer, watcher(api, watcher::Config::default()).default_backoff());
-            let mut stream = std::pin::pin!(stream);
-            while let Some(item) = stream.next().await {
-                let event = match item {
-                    Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
-                        KindEvent::Applied(Arc::new(o))
-                    }
-                    Ok(watcher::Event::Delete(o)) => KindEvent::Deleted(Arc::new(o)),
-                    Ok(watcher::Event::InitDone) => KindEvent::Resynced,
-                    Ok(watcher::Event::Init) => continue,
-                    Err(e) => {
-                        tracing::warn!(kind = %name, error = %e, "watch error; retrying with backoff");
-                        continue;
-                    }
-                };
-                let _ = tx.send(event);
-            }
-        });
-        let w = Arc::new(KindWatch {
-            gvk: gvk.clone(),
-            resource,
-            namespaced: matches!(caps.scope, Scope::Namespaced),
-            store,
-            events,
-            task,
-        });
-        kinds.insert(gvk.clone(), w.clone());
-        Ok(w)
-    }
-
-    /// Like [`Caches::watch`], retrying until the kind is served (a CRD applied later).
-    pub async fn watch_eventually(&self, gvk: &Gvk) -> Arc<KindWatch> {
-        let mut logged = false;
-        loop {
-            match self.watch(gvk).await {
-                Ok(w) => return w,
-                Err(e) => {
-                    if !logged {
-                        tracing::info!(kind = %gvk, error = %e, "kind not served yet; waiting for it");
-                        logged = true;
-                    }
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                }
-            }
-        }
     }
 
     /// Stops the watches of kinds nobody needs any more.
@@ -225,42 +73,155 @@ impl Caches {
             .expect("caches lock")
             .retain(|g, _| needed.contains(g));
     }
+
+    async fn start(&self, gvk: &Gvk) -> Result<Arc<KindStore>, String> {
+        if let Some(s) = self.get(gvk) {
+            return Ok(s);
+        }
+        let (resource, caps) = kube::discovery::pinned_kind(
+            &self.client,
+            &GroupVersionKind::gvk(&gvk.group, &gvk.version, &gvk.kind),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let mut kinds = self.kinds.lock().expect("caches lock");
+        if let Some(w) = kinds.get(gvk) {
+            return Ok(w.store.clone());
+        }
+        let store = Arc::new(KindStore::new(
+            gvk.clone(),
+            resource.clone(),
+            matches!(caps.scope, Scope::Namespaced),
+        ));
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
+        let task = tokio::spawn(feed(store.clone(), api));
+        kinds.insert(
+            gvk.clone(),
+            Watched {
+                store: store.clone(),
+                task,
+            },
+        );
+        Ok(store)
+    }
 }
 
-/// A plugin's read-only view of the caches: only its declared kinds and namespaces.
+/// Feeds a store from a kube-rs watcher (which relists on 410 Gone and backs off on errors).
+async fn feed(store: Arc<KindStore>, api: Api<DynamicObject>) {
+    let stream = watcher(api, watcher::Config::default()).default_backoff();
+    let mut stream = std::pin::pin!(stream);
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(watcher::Event::Apply(o)) => store.apply(o),
+            Ok(watcher::Event::Delete(o)) => store.delete(o),
+            Ok(watcher::Event::Init) => store.relist_start(),
+            Ok(watcher::Event::InitApply(o)) => store.relist_apply(o),
+            Ok(watcher::Event::InitDone) => store.relist_done(),
+            Err(e) => {
+                tracing::warn!(kind = %store.gvk, error = %e, "watch error; retrying with backoff")
+            }
+        }
+    }
+}
+
+impl Cache for Caches {
+    fn store<'a>(&'a self, gvk: &'a Gvk) -> BoxFuture<'a, Result<Arc<KindStore>, String>> {
+        Box::pin(self.start(gvk))
+    }
+
+    fn get(&self, gvk: &Gvk) -> Option<Arc<KindStore>> {
+        self.kinds
+            .lock()
+            .expect("caches lock")
+            .get(gvk)
+            .map(|w| w.store.clone())
+    }
+}
+
+/// Stores filled by hand: the engine's unit tests, and offline runs.
+#[derive(Debug, Default)]
+pub struct MemoryCache {
+    stores: Mutex<HashMap<Gvk, Arc<KindStore>>>,
+}
+
+impl MemoryCache {
+    /// Serves `store` (replacing any store of its kind).
+    pub fn add(&self, store: Arc<KindStore>) {
+        self.stores
+            .lock()
+            .expect("memory cache lock")
+            .insert(store.gvk.clone(), store);
+    }
+}
+
+impl Cache for MemoryCache {
+    fn store<'a>(&'a self, gvk: &'a Gvk) -> BoxFuture<'a, Result<Arc<KindStore>, String>> {
+        let found = self.get(gvk).ok_or_else(|| format!("kind {gvk} is not served"));
+        Box::pin(async move { found })
+    }
+
+    fn get(&self, gvk: &Gvk) -> Option<Arc<KindStore>> {
+        self.stores.lock().expect("memory cache lock").get(gvk).cloned()
+    }
+}
+
+/// A plugin's read-only view of the caches: its primary and owned kinds in its namespaces, and each
+/// lookup's kind within that lookup's namespace and label selector; nothing else (not even the
+/// kinds it may only write).
 pub struct PluginCache {
-    pub caches: Arc<Caches>,
-    pub allowed: Vec<Gvk>,
-    pub scope: NamespaceScope,
+    cache: Arc<dyn Cache>,
+    meta: Arc<Metadata>,
+    /// The lookups' selectors, parsed once (`None`: everything).
+    selectors: Vec<Option<LabelSelector>>,
 }
 
-impl CacheReader for PluginCache {
-    fn get(&self, kind: &Gvk, namespace: Option<&str>, name: &str) -> Option<Value> {
-        if !self.allowed.contains(kind) || !self.scope.allows(namespace) {
-            return None;
+impl PluginCache {
+    pub fn new(cache: Arc<dyn Cache>, meta: Arc<Metadata>) -> PluginCache {
+        let selectors = meta
+            .lookups
+            .iter()
+            .map(|l| {
+                l.label_selector
+                    .as_deref()
+                    .map(|s| LabelSelector::parse(s).unwrap_or_else(|_| LabelSelector::nothing()))
+            })
+            .collect();
+        PluginCache {
+            cache,
+            meta,
+            selectors,
         }
-        let w = self.caches.get(kind)?;
-        w.get(namespace, name).map(|o| strip(w.to_json(&o)))
     }
 
-    fn list(&self, kind: &Gvk, namespace: Option<&str>, label_selector: Option<&str>) -> Vec<Value> {
-        if !self.allowed.contains(kind) {
-            return Vec::new();
-        }
-        let Some(w) = self.caches.get(kind) else {
-            return Vec::new();
-        };
-        let selector = match label_selector.map(LabelSelector::parse) {
-            Some(Ok(s)) => Some(s),
-            Some(Err(_)) => return Vec::new(),
-            None => None,
-        };
-        w.list(namespace, selector.as_ref())
-            .into_iter()
-            .filter(|o| self.scope.allows(o.namespace().as_deref()))
-            .map(|o| strip(w.to_json(&o)))
-            .collect()
+    fn whole_kind(&self, kind: &Gvk) -> bool {
+        *kind == self.meta.primary || self.meta.owns.contains(kind)
     }
+
+    /// Whether the declaration lets the plugin see `obj` of `kind`.
+    pub fn visible(&self, kind: &Gvk, obj: &DynamicObject) -> bool {
+        let ns = obj.namespace();
+        if !self.meta.namespaces.allows(ns.as_deref()) {
+            return false;
+        }
+        if self.whole_kind(kind) {
+            return true;
+        }
+        self.meta
+            .lookups
+            .iter()
+            .zip(&self.selectors)
+            .any(|(l, sel)| &l.kind == kind && lookup_matches(l.namespace.as_deref(), sel.as_ref(), obj))
+    }
+}
+
+/// Whether `obj` is in a lookup's namespace and matches its selector.
+pub fn lookup_matches(
+    namespace: Option<&str>,
+    selector: Option<&LabelSelector>,
+    obj: &DynamicObject,
+) -> bool {
+    namespace.is_none_or(|ns| obj.namespace().as_deref() == Some(ns))
+        && selector.is_none_or(|s| s.matches(labels_json(obj).as_ref()))
 }
 
 /// Objects cross to plugins without `managedFields`.
@@ -269,4 +230,82 @@ pub fn strip(mut v: Value) -> Value {
         m.remove("managedFields");
     }
     v
+}
+
+impl CacheReader for PluginCache {
+    fn get(&self, kind: &Gvk, namespace: Option<&str>, name: &str) -> Option<Value> {
+        let store = self.cache.get(kind)?;
+        let obj = store.get(namespace, name)?;
+        self.visible(kind, &obj).then(|| strip(store.to_json(&obj)))
+    }
+
+    fn list(&self, kind: &Gvk, namespace: Option<&str>, label_selector: Option<&str>) -> Vec<Value> {
+        let Some(store) = self.cache.get(kind) else {
+            return Vec::new();
+        };
+        let selector = match label_selector.map(LabelSelector::parse) {
+            Some(Ok(s)) => Some(s),
+            Some(Err(_)) => return Vec::new(),
+            None => None,
+        };
+        store
+            .list(namespace, selector.as_ref())
+            .into_iter()
+            .filter(|o| self.visible(kind, o))
+            .map(|o| strip(store.to_json(&o)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use wasmop_contract::{Lookup, NamespaceScope, Verb};
+
+    fn obj(kind: &str, ns: &str, name: &str, labels: Value) -> DynamicObject {
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": kind,
+            "metadata": {"namespace": ns, "name": name, "labels": labels}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_plugin_reads_exactly_what_it_declared() {
+        let cm = Gvk::new("", "v1", "ConfigMap");
+        let secret = Gvk::new("", "v1", "Secret");
+        let pod = Gvk::new("", "v1", "Pod");
+        let cache = Arc::new(MemoryCache::default());
+        for g in [&cm, &secret, &pod] {
+            let s = Arc::new(KindStore::for_kind(g, true));
+            for ns in ["a", "b", "c"] {
+                s.apply(obj(&g.kind, ns, "x", json!({"app": "web"})));
+                s.apply(obj(&g.kind, ns, "y", json!({"app": "db"})));
+            }
+            cache.add(s);
+        }
+        let meta = Metadata::new("p", "1", cm.clone())
+            .lookup(
+                Lookup::new(secret.clone())
+                    .namespace("a")
+                    .label_selector("app=web"),
+            )
+            .writes(pod.clone(), &[Verb::Delete])
+            .namespaces(NamespaceScope::Only(vec!["a".into(), "b".into()]));
+        let reader = PluginCache::new(cache, Arc::new(meta));
+        // The primary kind: every object in the plugin's namespaces.
+        assert_eq!(reader.list(&cm, None, None).len(), 4);
+        assert!(
+            reader.get(&cm, Some("c"), "x").is_none(),
+            "outside the namespaces"
+        );
+        // A lookup: only its namespace and selector, whatever the guest asks.
+        assert_eq!(reader.list(&secret, None, None).len(), 1);
+        assert!(reader.get(&secret, Some("a"), "x").is_some());
+        assert!(reader.get(&secret, Some("a"), "y").is_none(), "selector");
+        assert!(reader.get(&secret, Some("b"), "x").is_none(), "namespace");
+        assert!(reader.list(&secret, Some("a"), Some("app=db")).is_empty());
+        // A kind it may only write is not readable.
+        assert!(reader.list(&pod, None, None).is_empty());
+        assert!(reader.get(&pod, Some("a"), "x").is_none());
+    }
 }

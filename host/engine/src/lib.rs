@@ -1,28 +1,36 @@
 //! The reconcile engine: everything a controller needs that is hard and shared, for any number of
-//! plugins. It owns the kube client, one watch and cache per kind ([`cache`]), a work queue, workers
-//! and per-key backoff per plugin ([`controller`], [`queue`], [`backoff`]), the global write rate
-//! limit ([`ratelimit`]), and turns a plugin's desired state into API writes ([`apply`]).
+//! plugins. It owns the kube client, one watch and cache per kind ([`cache`], [`store`]), a work
+//! queue, workers and per-key backoff per plugin ([`controller`], [`queue`], [`backoff`]), the
+//! global write rate limit ([`ratelimit`]), and turns a plugin's desired state into API writes
+//! ([`plan`], [`writer`]).
 //!
 //! It sees plugins only through [`wasmop_contract::Reconciler`]: no wasmtime types here.
 
-pub mod apply;
 pub mod backoff;
 pub mod cache;
 pub mod controller;
+pub mod plan;
 pub mod queue;
 pub mod ratelimit;
+pub mod store;
+pub mod writer;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use kube::Client;
+use kube::ResourceExt;
 use kube::runtime::events::{Recorder, Reporter};
-use wasmop_contract::{Gvk, Reason, Reconciler};
+use wasmop_contract::{Gvk, Reconciler};
 
 pub use backoff::BackoffConfig;
 pub use controller::StatsSnapshot;
 pub use ratelimit::RateLimitConfig;
+
+use cache::{Cache, Caches};
+use controller::{Controller, ControllerConfig};
+use writer::KubeWriter;
 
 /// Engine-wide settings.
 #[derive(Debug, Clone)]
@@ -44,7 +52,7 @@ impl Default for EngineConfig {
 }
 
 /// Per-plugin settings from the host (overrides of what the plugin declares).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PluginSettings {
     /// Passed to every reconcile as `snapshot.config`.
     pub config: serde_json::Value,
@@ -52,37 +60,45 @@ pub struct PluginSettings {
     pub resync: Option<Duration>,
 }
 
+/// What [`Engine::upsert_plugin`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upserted {
+    /// The plugin was not running: it starts.
+    Started,
+    /// Same declaration and settings: the new code took over in place (no watch restarted).
+    Swapped,
+    /// The declaration (kinds, scope, ...) or the settings changed: stopped, then started again.
+    Restarted,
+}
+
+/// Where a running plugin is in its start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginState {
+    /// Not reconciling yet, and why (a kind not served yet, a cache not synced yet).
+    Starting { reason: String },
+    /// Reconciling.
+    Running,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("kind {gvk} is not served by the API server: {reason}")]
-    UnknownKind { gvk: Gvk, reason: String },
-    #[error("a plugin named {0} is already running")]
-    Duplicate(String),
     #[error("no plugin named {0} is running")]
     NotRunning(String),
 }
 
-/// What every controller shares.
-pub(crate) struct Shared {
-    pub client: Client,
-    pub config: EngineConfig,
-    pub caches: Arc<cache::Caches>,
-    pub limiter: ratelimit::TokenBucket,
-    pub recorder: Recorder,
-}
-
 /// The engine (see the crate docs).
 pub struct Engine {
-    shared: Arc<Shared>,
-    controllers: tokio::sync::Mutex<HashMap<String, Arc<controller::Controller>>>,
-    names: Mutex<Vec<String>>,
+    client: Client,
+    config: EngineConfig,
+    caches: Arc<Caches>,
+    limiter: Arc<ratelimit::TokenBucket>,
+    recorder: Recorder,
+    controllers: tokio::sync::Mutex<HashMap<String, Arc<Controller>>>,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine")
-            .field("plugins", &self.plugins())
-            .finish()
+        f.debug_struct("Engine").field("caches", &self.caches).finish()
     }
 }
 
@@ -92,79 +108,104 @@ impl Engine {
             controller: "wasmop".into(),
             instance: None,
         };
-        let shared = Arc::new(Shared {
-            caches: Arc::new(cache::Caches::new(client.clone())),
-            limiter: ratelimit::TokenBucket::new(config.rate_limit),
+        Engine {
+            caches: Arc::new(Caches::new(client.clone())),
+            limiter: Arc::new(ratelimit::TokenBucket::new(config.rate_limit)),
             recorder: Recorder::new(client.clone(), reporter),
             client,
             config,
-        });
-        Engine {
-            shared,
             controllers: tokio::sync::Mutex::new(HashMap::new()),
-            names: Mutex::new(Vec::new()),
         }
     }
 
-    /// Names of the running plugins.
-    pub fn plugins(&self) -> Vec<String> {
-        self.names.lock().expect("names lock").clone()
+    /// Names of the running plugins, sorted.
+    pub async fn plugins(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.controllers.lock().await.keys().cloned().collect();
+        names.sort();
+        names
     }
 
-    /// Starts reconciling with `plugin`. Waits for the watches it needs (a kind that is not served
-    /// yet, such as a CRD applied later, is waited for in the background).
-    pub async fn add_plugin(
+    fn controller(&self, plugin: Arc<dyn Reconciler>, settings: PluginSettings) -> Arc<Controller> {
+        let writer = KubeWriter::new(
+            self.client.clone(),
+            self.limiter.clone(),
+            self.recorder.clone(),
+            plugin.metadata().field_manager(),
+        );
+        let config = ControllerConfig {
+            backoff: self.config.backoff,
+            default_concurrency: self.config.default_concurrency,
+            kind_retry: Duration::from_secs(2),
+        };
+        Controller::new(
+            plugin,
+            settings,
+            self.caches.clone() as Arc<dyn Cache>,
+            Arc::new(writer),
+            config,
+        )
+    }
+
+    /// Starts `plugin`, or brings the running plugin of the same name to this version: swapped in
+    /// place when its declaration (all but `version`) and settings are unchanged — reconciles in
+    /// flight finish on the old code, a key is never reconciled by both, every object is then
+    /// reconciled once by the new one — and restarted otherwise (the watches it needs start, the
+    /// ones nobody needs any more stop). Start-up continues in the background: see
+    /// [`plugin_state`](Self::plugin_state).
+    pub async fn upsert_plugin(
         &self,
         plugin: Arc<dyn Reconciler>,
         settings: PluginSettings,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Upserted, EngineError> {
         let name = plugin.metadata().name.clone();
         let mut controllers = self.controllers.lock().await;
-        if controllers.contains_key(&name) {
-            return Err(EngineError::Duplicate(name));
-        }
-        let c = controller::Controller::new(self.shared.clone(), plugin, settings);
-        controllers.insert(name.clone(), c.clone());
-        self.names.lock().expect("names lock").push(name);
-        drop(controllers);
-        tokio::spawn(async move { c.start().await });
-        Ok(())
-    }
-
-    /// Replaces a running plugin's code: reconciles in flight finish on the old version, every object
-    /// is then reconciled once by the new one (a key is never reconciled by both at once).
-    pub async fn replace_plugin(&self, plugin: Arc<dyn Reconciler>) -> Result<(), EngineError> {
-        let name = plugin.metadata().name.clone();
-        let controllers = self.controllers.lock().await;
-        let c = controllers
-            .get(&name)
-            .ok_or_else(|| EngineError::NotRunning(name.clone()))?;
-        *c.plugin.write().expect("plugin lock") = plugin;
-        if let Some(primary) = self.shared.caches.get(&c.meta.primary) {
-            c.enqueue_all(&primary, Reason::Change);
-        }
-        Ok(())
+        let outcome = match controllers.get(&name) {
+            None => Upserted::Started,
+            Some(c) => {
+                let mut old = (*c.meta).clone();
+                old.version.clone_from(&plugin.metadata().version);
+                if old == *plugin.metadata() && c.settings == settings {
+                    c.swap(plugin);
+                    return Ok(Upserted::Swapped);
+                }
+                let c = controllers.remove(&name).expect("present");
+                c.stop().await;
+                Upserted::Restarted
+            }
+        };
+        let c = self.controller(plugin, settings);
+        c.start();
+        controllers.insert(name, c);
+        self.retain_needed(&controllers);
+        Ok(outcome)
     }
 
     /// Stops a plugin after its in-flight reconciles finish; watches nobody needs any more stop.
     pub async fn remove_plugin(&self, name: &str) -> Result<(), EngineError> {
-        let c = self
-            .controllers
-            .lock()
-            .await
+        let mut controllers = self.controllers.lock().await;
+        let c = controllers
             .remove(name)
             .ok_or_else(|| EngineError::NotRunning(name.into()))?;
-        self.names.lock().expect("names lock").retain(|n| n != name);
         c.stop().await;
-        let needed: Vec<Gvk> = self
-            .controllers
-            .lock()
-            .await
-            .values()
-            .flat_map(|c| c.kinds())
-            .collect();
-        self.shared.caches.retain(&needed);
+        self.retain_needed(&controllers);
         Ok(())
+    }
+
+    fn retain_needed(&self, controllers: &HashMap<String, Arc<Controller>>) {
+        let needed: Vec<Gvk> = controllers.values().flat_map(|c| c.kinds()).collect();
+        self.caches.retain(&needed);
+    }
+
+    /// Where a running plugin is in its start-up; `None` when no such plugin runs.
+    pub async fn plugin_state(&self, name: &str) -> Option<PluginState> {
+        self.controllers.lock().await.get(name).map(|c| c.state())
+    }
+
+    /// Waits until a plugin reconciles, or `timeout` passes; returns its state then.
+    pub async fn wait_running(&self, name: &str, timeout: Duration) -> Option<PluginState> {
+        let c = self.controllers.lock().await.get(name).cloned()?;
+        let _ = tokio::time::timeout(timeout, c.running()).await;
+        Some(c.state())
     }
 
     pub async fn stats(&self, name: &str) -> Option<StatsSnapshot> {
@@ -182,11 +223,11 @@ impl Engine {
 
     /// `namespace/name` of the cached objects of `kind` that carry `finalizer`.
     pub fn objects_with_finalizer(&self, kind: &Gvk, finalizer: &str) -> Vec<String> {
-        use kube::ResourceExt;
-        let Some(w) = self.shared.caches.get(kind) else {
+        let Some(store) = self.caches.get(kind) else {
             return Vec::new();
         };
-        w.list(None, None)
+        store
+            .list(None, None)
             .into_iter()
             .filter(|o| o.finalizers().iter().any(|f| f == finalizer))
             .map(|o| format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any()))
@@ -195,14 +236,20 @@ impl Engine {
 
     /// Kinds with a running shared watch.
     pub fn watched_kinds(&self) -> Vec<Gvk> {
-        self.shared.caches.watched()
+        self.caches.watched()
     }
 
     /// Stops every plugin.
     pub async fn shutdown(&self) {
-        let names = self.plugins();
-        for n in names {
+        for n in self.plugins().await {
             let _ = self.remove_plugin(&n).await;
         }
     }
+}
+
+/// Now, as Kubernetes prints timestamps (plugins have no clock; the host stamps times).
+fn now() -> String {
+    k8s_openapi::jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }

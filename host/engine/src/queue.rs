@@ -18,7 +18,7 @@ fn strength(r: Reason) -> u8 {
     match r {
         Reason::Resync => 0,
         Reason::Retry => 1,
-        Reason::ChildChange => 2,
+        Reason::ChildChange | Reason::Trigger => 2,
         Reason::Change => 3,
         Reason::Deletion => 4,
     }

@@ -1,0 +1,107 @@
+//! What a failed reconcile means for its key. Transient failures (a guest trap or timeout, a 500, a
+//! lost connection) are retried with per-key exponential backoff; a 429 waits for the API server's
+//! Retry-After (the writer has already paused every plugin's writes); a conflict retries soon with
+//! the fresh cached object; a permanent failure (the plugin says so, or the API server answered
+//! 400, 403, 404 or 422, or the plugin asked for undeclared writes) is reported once as a Warning
+//! event on the object and parked: not retried until the object or the plugin changes.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use kube::ResourceExt;
+use kube::api::DynamicObject;
+use wasmop_contract::{EventType, ObjectKey, Reason, ReconcileFailure};
+
+use super::Controller;
+use crate::writer::{ErrorClass, WriteError};
+
+/// How soon a write that lost an optimistic-concurrency race is tried again (the watch delivers
+/// the newer object meanwhile).
+const CONFLICT_RETRY: Duration = Duration::from_millis(50);
+
+impl Controller {
+    /// Whether `key` is parked at the object's current version (skip it); a changed object
+    /// un-parks it.
+    pub(super) fn is_parked(&self, key: &ObjectKey, object: &DynamicObject) -> bool {
+        let mut parked = self.parked.lock().expect("parked lock");
+        match parked.get(key) {
+            Some(rv) if *rv == object.resource_version() => true,
+            Some(_) => {
+                parked.remove(key);
+                false
+            }
+            None => false,
+        }
+    }
+
+    pub(super) fn forget(&self, key: &ObjectKey) {
+        self.backoff.lock().expect("backoff lock").reset(key);
+        self.parked.lock().expect("parked lock").remove(key);
+    }
+
+    pub(super) fn succeeded(&self, key: &ObjectKey, requeue_after: Option<u32>) {
+        self.backoff.lock().expect("backoff lock").reset(key);
+        if let Some(secs) = requeue_after {
+            self.queue
+                .add(key.clone(), Reason::Retry, Duration::from_secs(u64::from(secs)));
+        }
+    }
+
+    pub(super) async fn reconcile_failed(
+        &self,
+        key: &ObjectKey,
+        object: &DynamicObject,
+        failure: ReconcileFailure,
+    ) {
+        self.stats.failures.fetch_add(1, Ordering::Relaxed);
+        if failure.retryable() {
+            self.back_off(key, &failure.to_string());
+        } else {
+            self.park(key, object, "ReconcileFailed", &failure.to_string())
+                .await;
+        }
+    }
+
+    pub(super) async fn write_failed(&self, key: &ObjectKey, object: &DynamicObject, error: WriteError) {
+        self.stats.failures.fetch_add(1, Ordering::Relaxed);
+        match error.class() {
+            ErrorClass::RetryAfter(delay) => {
+                tracing::info!(plugin = %self.meta.name, object = %key, retry_in = ?delay, "the API server asked to slow down");
+                self.queue.add(key.clone(), Reason::Retry, delay);
+            }
+            ErrorClass::Conflict => {
+                tracing::debug!(plugin = %self.meta.name, object = %key, error = %error, "write conflict; retrying with the fresh object");
+                self.queue.add(key.clone(), Reason::Retry, CONFLICT_RETRY);
+            }
+            ErrorClass::Transient => self.back_off(key, &error.to_string()),
+            ErrorClass::Permanent(message) => {
+                let reason = match error {
+                    WriteError::Refused(_) => {
+                        self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                        "WriteRefused"
+                    }
+                    _ => "WriteFailed",
+                };
+                let message = format!("wasmop plugin {}: {message}", self.meta.name);
+                self.park(key, object, reason, &message).await;
+            }
+        }
+    }
+
+    fn back_off(&self, key: &ObjectKey, error: &str) {
+        let delay = self.backoff.lock().expect("backoff lock").failure(key);
+        tracing::warn!(plugin = %self.meta.name, object = %key, %error, retry_in = ?delay, "reconcile failed; retrying");
+        self.queue.add(key.clone(), Reason::Retry, delay);
+    }
+
+    async fn park(&self, key: &ObjectKey, object: &DynamicObject, reason: &str, message: &str) {
+        tracing::warn!(plugin = %self.meta.name, object = %key, error = %message,
+            "reconcile failed permanently; not retried until the object or the plugin changes");
+        self.backoff.lock().expect("backoff lock").reset(key);
+        self.parked
+            .lock()
+            .expect("parked lock")
+            .insert(key.clone(), object.resource_version());
+        self.publish(object, EventType::Warning, reason, message).await;
+    }
+}

@@ -1,0 +1,144 @@
+//! One reconcile of one key: the object from the primary store, the deletion and parking checks,
+//! the snapshot, the plugin call, the plan, the writes in order, then the plugin's events, and the
+//! outcome handed to the error policy.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::ResourceExt;
+use kube::api::DynamicObject;
+use wasmop_contract::{Desired, EventType, ObjectKey, Reason, ReconcileFailure};
+
+use super::Controller;
+use crate::cache::PluginCache;
+use crate::plan::{self, Context};
+use crate::store::KindStore;
+use crate::writer::Write;
+
+/// How long an identical event about the same object is not recorded again.
+const EVENT_DEDUP: Duration = Duration::from_secs(600);
+
+impl Controller {
+    pub(super) async fn reconcile(&self, key: &ObjectKey, reason: Reason) {
+        let primary = self.primary().clone();
+        let Some(object) = primary.get(key.namespace.as_deref(), &key.name) else {
+            // Gone: children with owner references are garbage-collected by the API server.
+            self.forget(key);
+            return;
+        };
+        if self.is_parked(key, &object) {
+            self.stats.parked.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let reason = if object.metadata.deletion_timestamp.is_some() {
+            if !object.finalizers().contains(&self.meta.finalizer_name()) {
+                return;
+            }
+            Reason::Deletion
+        } else {
+            reason
+        };
+        let cx = Context {
+            meta: &self.meta,
+            cache: &*self.cache,
+            primary: &primary,
+            object: &object,
+        };
+        let attempt = self.backoff.lock().expect("backoff lock").attempts(key) + 1;
+        let snapshot = self.snapshot(&cx, reason, attempt);
+        let cache = Arc::new(PluginCache::new(self.cache.clone(), self.meta.clone()));
+        let plugin = self.plugin.read().expect("plugin lock").clone();
+        self.stats.reconciles.fetch_add(1, Ordering::Relaxed);
+        let desired = match plugin.reconcile(snapshot, cache).await {
+            Ok(d) if d.errors.is_empty() => d,
+            Ok(d) => {
+                let failure = ReconcileFailure::Invalid(d.errors.join("; "));
+                return self.reconcile_failed(key, &object, failure).await;
+            }
+            Err(failure) => return self.reconcile_failed(key, &object, failure).await,
+        };
+        let plan = match plan::plan(&cx, &desired, &crate::now()) {
+            Ok(p) => p,
+            Err(e) => return self.write_failed(key, &object, e).await,
+        };
+        self.stats.skipped.fetch_add(plan.skipped, Ordering::Relaxed);
+        for write in &plan.writes {
+            if let Err(e) = self.writer.write(write).await {
+                return self.write_failed(key, &object, e).await;
+            }
+            self.stats.writes.fetch_add(1, Ordering::Relaxed);
+        }
+        self.record_events(&primary, &object, &desired).await;
+        self.succeeded(key, desired.requeue_after_seconds);
+    }
+
+    async fn record_events(&self, primary: &KindStore, object: &DynamicObject, desired: &Desired) {
+        for e in &desired.events {
+            let regarding = match &e.regarding {
+                None => Some((object.clone(), primary.resource.clone())),
+                Some(r) => self.cache.get(&r.kind).and_then(|store| {
+                    store
+                        .get(r.namespace.as_deref(), &r.name)
+                        .map(|o| ((*o).clone(), store.resource.clone()))
+                }),
+            };
+            if let Some((obj, resource)) = regarding {
+                self.publish_about(&obj, &resource, e.event_type, &e.reason, &e.message)
+                    .await;
+            }
+        }
+    }
+
+    /// Publishes an event about the primary object `obj`.
+    pub(super) async fn publish(&self, obj: &DynamicObject, type_: EventType, reason: &str, message: &str) {
+        let resource = self.primary().resource.clone();
+        self.publish_about(obj, &resource, type_, reason, message).await;
+    }
+
+    /// Publishes an event unless the same one was recorded for the object recently.
+    async fn publish_about(
+        &self,
+        obj: &DynamicObject,
+        resource: &kube::api::ApiResource,
+        event_type: EventType,
+        reason: &str,
+        message: &str,
+    ) {
+        let dedup_key = (
+            obj.uid().unwrap_or_default(),
+            reason.to_string(),
+            message.to_string(),
+        );
+        {
+            let mut recorded = self.recorded.lock().expect("events lock");
+            let now = tokio::time::Instant::now();
+            recorded.retain(|_, at| now.duration_since(*at) < EVENT_DEDUP);
+            if recorded.contains_key(&dedup_key) {
+                return;
+            }
+            recorded.insert(dedup_key, now);
+        }
+        let write = Write::Event {
+            regarding: ObjectReference {
+                api_version: Some(resource.api_version.clone()),
+                kind: Some(resource.kind.clone()),
+                name: Some(obj.name_any()),
+                namespace: obj.namespace(),
+                uid: obj.uid(),
+                resource_version: obj.resource_version(),
+                ..Default::default()
+            },
+            event_type,
+            reason: reason.to_string(),
+            message: message.to_string(),
+        };
+        match self.writer.write(&write).await {
+            Ok(()) => {
+                self.stats.writes.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => tracing::warn!(plugin = %self.meta.name, error = %e, "recording an event failed"),
+        }
+    }
+}

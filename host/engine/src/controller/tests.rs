@@ -1,0 +1,504 @@
+//! The controller without a server: in-memory stores, a writer that records (and fails on demand),
+//! a plugin made of closures, all on tokio's paused clock.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::api::DynamicObject;
+use serde_json::{Value, json};
+use wasmop_contract::{
+    BoxFuture, CacheReader, Desired, Gvk, Lookup, Metadata, ObjectKey, Reason, ReconcileFailure, Reconciler,
+    Snapshot, Trigger,
+};
+
+use super::{Controller, ControllerConfig};
+use crate::backoff::BackoffConfig;
+use crate::cache::MemoryCache;
+use crate::store::KindStore;
+use crate::writer::{Write, WriteError, Writer};
+use crate::{PluginSettings, PluginState};
+
+type ReconcileFn = dyn Fn(&Snapshot) -> Result<Desired, ReconcileFailure> + Send + Sync;
+type MapFn = dyn Fn(&Trigger, &dyn CacheReader) -> Vec<ObjectKey> + Send + Sync;
+
+/// A plugin made of closures, recording every call.
+struct FakePlugin {
+    meta: Metadata,
+    reconcile: Box<ReconcileFn>,
+    map: Box<MapFn>,
+    /// How long a reconcile takes.
+    takes: Duration,
+    calls: Mutex<Vec<(String, Reason, u32)>>,
+}
+
+impl FakePlugin {
+    fn new(
+        meta: Metadata,
+        reconcile: impl Fn(&Snapshot) -> Result<Desired, ReconcileFailure> + Send + Sync + 'static,
+    ) -> FakePlugin {
+        FakePlugin {
+            meta,
+            reconcile: Box::new(reconcile),
+            map: Box::new(|_, _| Vec::new()),
+            takes: Duration::ZERO,
+            calls: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn calls(&self) -> Vec<(String, Reason, u32)> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    fn reasons(&self) -> Vec<Reason> {
+        self.calls().into_iter().map(|c| c.1).collect()
+    }
+}
+
+impl Reconciler for FakePlugin {
+    fn metadata(&self) -> &Metadata {
+        &self.meta
+    }
+
+    fn reconcile<'a>(
+        &'a self,
+        snapshot: Snapshot,
+        _: Arc<dyn CacheReader>,
+    ) -> BoxFuture<'a, Result<Desired, ReconcileFailure>> {
+        Box::pin(async move {
+            let name = snapshot.object["metadata"]["name"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            self.calls
+                .lock()
+                .unwrap()
+                .push((name, snapshot.reason, snapshot.attempt));
+            tokio::time::sleep(self.takes).await;
+            (self.reconcile)(&snapshot)
+        })
+    }
+
+    fn map<'a>(
+        &'a self,
+        trigger: Trigger,
+        cache: Arc<dyn CacheReader>,
+    ) -> BoxFuture<'a, Result<Vec<ObjectKey>, ReconcileFailure>> {
+        Box::pin(async move { Ok((self.map)(&trigger, &*cache)) })
+    }
+}
+
+/// Records writes; fails the ones a test asks to fail.
+#[derive(Default)]
+struct RecordingWriter {
+    writes: Mutex<Vec<Write>>,
+    /// Status codes to answer, in order, for writes that are not events.
+    failures: Mutex<VecDeque<u16>>,
+}
+
+impl RecordingWriter {
+    fn writes(&self) -> Vec<Write> {
+        self.writes.lock().unwrap().clone()
+    }
+
+    fn events(&self) -> Vec<(String, String)> {
+        self.writes()
+            .into_iter()
+            .filter_map(|w| match w {
+                Write::Event { reason, message, .. } => Some((reason, message)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn fail_with(&self, codes: &[u16]) {
+        self.failures.lock().unwrap().extend(codes);
+    }
+}
+
+impl Writer for RecordingWriter {
+    fn write<'a>(&'a self, write: &'a Write) -> BoxFuture<'a, Result<(), WriteError>> {
+        Box::pin(async move {
+            self.writes.lock().unwrap().push(write.clone());
+            if matches!(write, Write::Event { .. }) {
+                return Ok(());
+            }
+            match self.failures.lock().unwrap().pop_front() {
+                None => Ok(()),
+                Some(code) => Err(WriteError::Api {
+                    what: write.describe(),
+                    source: kube::Error::Api(Box::new(kube::core::Status {
+                        code,
+                        message: format!("answered {code}"),
+                        ..Default::default()
+                    })),
+                }),
+            }
+        })
+    }
+}
+
+fn cm_gvk() -> Gvk {
+    Gvk::new("", "v1", "ConfigMap")
+}
+
+fn cm(ns: &str, name: &str, rv: u32) -> DynamicObject {
+    object(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"namespace": ns, "name": name, "uid": format!("uid-{name}"), "resourceVersion": rv.to_string()}}))
+}
+
+fn object(v: Value) -> DynamicObject {
+    serde_json::from_value(v).unwrap()
+}
+
+struct Setup {
+    cache: Arc<MemoryCache>,
+    store: Arc<KindStore>,
+    writer: Arc<RecordingWriter>,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let cache = Arc::new(MemoryCache::default());
+        let store = Arc::new(KindStore::for_kind(&cm_gvk(), true));
+        cache.add(store.clone());
+        Setup {
+            cache,
+            store,
+            writer: Arc::new(RecordingWriter::default()),
+        }
+    }
+
+    fn synced(self, objects: Vec<DynamicObject>) -> Setup {
+        self.store.relist_start();
+        for o in objects {
+            self.store.relist_apply(o);
+        }
+        self.store.relist_done();
+        self
+    }
+
+    fn controller(&self, plugin: Arc<FakePlugin>) -> Arc<Controller> {
+        let c = Controller::new(
+            plugin,
+            PluginSettings::default(),
+            self.cache.clone(),
+            self.writer.clone(),
+            ControllerConfig {
+                backoff: BackoffConfig {
+                    base: Duration::from_secs(1),
+                    cap: Duration::from_secs(60),
+                },
+                default_concurrency: 2,
+                kind_retry: Duration::from_secs(2),
+            },
+        );
+        c.start();
+        c
+    }
+}
+
+/// Lets every task run that can, at this instant of the paused clock.
+async fn settle() {
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+}
+
+async fn advance(d: Duration) {
+    tokio::time::sleep(d).await;
+    settle().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn events_for_one_object_coalesce_while_it_reconciles() {
+    let s = Setup::new().synced(vec![cm("a", "x", 1)]);
+    let mut plugin = FakePlugin::new(Metadata::new("p", "1", cm_gvk()), |_| Ok(Desired::default()));
+    plugin.takes = Duration::from_secs(1);
+    let plugin = Arc::new(plugin);
+    let c = s.controller(plugin.clone());
+    c.running().await;
+    settle().await;
+    // Five changes while the first reconcile runs: one more reconcile, not five.
+    for rv in 2..7 {
+        s.store.apply(cm("a", "x", rv));
+        settle().await;
+    }
+    advance(Duration::from_secs(5)).await;
+    assert_eq!(plugin.reasons(), [Reason::Change, Reason::Change]);
+    c.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_back_off_and_a_success_resets_the_count() {
+    let s = Setup::new().synced(vec![cm("a", "x", 1)]);
+    let failures = Arc::new(Mutex::new(3));
+    let left = failures.clone();
+    let plugin = Arc::new(FakePlugin::new(Metadata::new("p", "1", cm_gvk()), move |_| {
+        let mut left = left.lock().unwrap();
+        if *left > 0 {
+            *left -= 1;
+            return Err(ReconcileFailure::Retry("not yet".into()));
+        }
+        Ok(Desired::default())
+    }));
+    let c = s.controller(plugin.clone());
+    let start = tokio::time::Instant::now();
+    advance(Duration::from_millis(400)).await;
+    assert_eq!(plugin.calls().len(), 1, "the first retry waits at least base/2");
+    // 1 s, 2 s, 4 s ceilings with equal jitter: all four attempts within 0.5 + 1 + 2 s.. 7 s.
+    advance(Duration::from_secs(8)).await;
+    let attempts: Vec<u32> = plugin.calls().iter().map(|c| c.2).collect();
+    assert_eq!(attempts, [1, 2, 3, 4]);
+    assert!(plugin.reasons()[1..].iter().all(|r| *r == Reason::Retry));
+    // After the success, a new failure starts from attempt 1 again.
+    *failures.lock().unwrap() = 1;
+    s.store.apply(cm("a", "x", 2));
+    advance(Duration::from_secs(5)).await;
+    let attempts: Vec<u32> = plugin.calls().iter().map(|c| c.2).collect();
+    assert_eq!(&attempts[4..], [1, 2], "{attempts:?} after {:?}", start.elapsed());
+    assert_eq!(c.stats().failures, 4);
+    c.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_finalizer_protocol() {
+    let s = Setup::new().synced(vec![cm("a", "x", 1)]);
+    let child =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "copy", "namespace": "b"}});
+    let meta = Metadata::new("p", "1", cm_gvk()).owns(cm_gvk());
+    let plugin = Arc::new(FakePlugin::new(meta, move |snap| {
+        Ok(if snap.reason == Reason::Deletion {
+            Desired::default() // cleanup done: no children, finalizer released
+        } else {
+            Desired {
+                apply: vec![child.clone()],
+                finalizer: true,
+                ..Default::default()
+            }
+        })
+    }));
+    let c = s.controller(plugin.clone());
+    advance(Duration::from_millis(10)).await;
+    let writes = s.writer.writes();
+    assert!(matches!(&writes[0], Write::AddFinalizer { finalizers, .. } if finalizers == &["wasmop.io/p"]));
+    assert!(matches!(&writes[1], Write::Apply { target, .. } if target.name == "copy"));
+    // The API server's answer: the finalizer is there, the copy exists, then deletion starts.
+    let mut held = cm("a", "x", 2);
+    held.metadata.finalizers = Some(vec!["wasmop.io/p".into()]);
+    s.store.apply(held.clone());
+    s.store.apply(object(
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+        "namespace": "b", "name": "copy", "resourceVersion": "3",
+        "labels": {"wasmop.io/plugin": "p", "wasmop.io/owner-uid": "uid-x"},
+        "annotations": {"wasmop.io/owner": "a/x"}}}),
+    ));
+    advance(Duration::from_millis(10)).await;
+    let before = s.writer.writes().len();
+    held.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+    ));
+    held.metadata.resource_version = Some("4".into());
+    s.store.apply(held);
+    advance(Duration::from_millis(10)).await;
+    assert_eq!(plugin.reasons().last(), Some(&Reason::Deletion));
+    let writes = &s.writer.writes()[before..];
+    assert!(
+        matches!(&writes[0], Write::Delete { target } if target.name == "copy"),
+        "{writes:?}"
+    );
+    assert!(matches!(&writes[1], Write::RemoveFinalizer { name, index: 0, .. } if name == "wasmop.io/p"));
+    // Deleting without our finalizer: the plugin is not asked.
+    let calls = plugin.calls().len();
+    let mut other = cm("a", "y", 5);
+    other.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+    ));
+    other.metadata.finalizers = Some(vec!["someone.else/f".into()]);
+    s.store.apply(other);
+    advance(Duration::from_millis(10)).await;
+    assert_eq!(plugin.calls().len(), calls);
+    c.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_permanent_answer_warns_once_and_waits_for_a_change() {
+    let s = Setup::new().synced(vec![cm("a", "x", 1)]);
+    let child = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "copy"}});
+    let meta = Metadata::new("p", "1", cm_gvk())
+        .owns(cm_gvk())
+        .resync_seconds(60);
+    let plugin = Arc::new(FakePlugin::new(meta, move |_| {
+        Ok(Desired {
+            apply: vec![child.clone()],
+            ..Default::default()
+        })
+    }));
+    s.writer.fail_with(&[403]);
+    let c = s.controller(plugin.clone());
+    // Ten minutes, ten resyncs: no retry, one Warning event with the API server's message.
+    advance(Duration::from_secs(600)).await;
+    assert_eq!(plugin.calls().len(), 1);
+    let events = s.writer.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].0, "WriteFailed");
+    assert!(events[0].1.contains("answered 403"), "{}", events[0].1);
+    assert!(c.stats().parked >= 9);
+    // The object changes: reconciled again (and succeeds).
+    s.store.apply(cm("a", "x", 2));
+    advance(Duration::from_millis(10)).await;
+    assert_eq!(plugin.calls().len(), 2);
+    c.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_transient_answer_is_retried_with_backoff() {
+    let s = Setup::new().synced(vec![cm("a", "x", 1)]);
+    let child = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "copy"}});
+    let meta = Metadata::new("p", "1", cm_gvk()).owns(cm_gvk());
+    let plugin = Arc::new(FakePlugin::new(meta, move |_| {
+        Ok(Desired {
+            apply: vec![child.clone()],
+            ..Default::default()
+        })
+    }));
+    s.writer.fail_with(&[500, 500]);
+    let c = s.controller(plugin.clone());
+    advance(Duration::from_secs(10)).await;
+    let attempts: Vec<u32> = plugin.calls().iter().map(|c| c.2).collect();
+    assert_eq!(attempts, [1, 2, 3], "two 500s, then the write goes through");
+    assert!(s.writer.events().is_empty(), "transient errors are not events");
+    c.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_plugin_says_permanent() {
+    let s = Setup::new().synced(vec![cm("a", "x", 1)]);
+    let plugin = Arc::new(FakePlugin::new(
+        Metadata::new("p", "1", cm_gvk()).resync_seconds(10),
+        |_| Err(ReconcileFailure::Permanent("spec.size must be positive".into())),
+    ));
+    let c = s.controller(plugin.clone());
+    advance(Duration::from_secs(100)).await;
+    assert_eq!(plugin.calls().len(), 1);
+    assert_eq!(s.writer.events()[0].0, "ReconcileFailed");
+    // A new version of the plugin gets to try again.
+    c.swap(plugin.clone());
+    advance(Duration::from_millis(10)).await;
+    assert_eq!(plugin.calls().len(), 2);
+    c.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn requeue_after_comes_back_at_that_time() {
+    let s = Setup::new().synced(vec![cm("a", "x", 1)]);
+    let plugin = Arc::new(FakePlugin::new(Metadata::new("p", "1", cm_gvk()), |_| {
+        Ok(Desired {
+            requeue_after_seconds: Some(30),
+            ..Default::default()
+        })
+    }));
+    let c = s.controller(plugin.clone());
+    advance(Duration::from_secs(29)).await;
+    assert_eq!(plugin.calls().len(), 1);
+    advance(Duration::from_secs(2)).await;
+    assert_eq!(plugin.reasons(), [Reason::Change, Reason::Retry]);
+    c.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_triggering_lookup_reconciles_what_map_names() {
+    let s = Setup::new().synced(vec![cm("a", "src", 1), cm("a", "other", 1)]);
+    let ns_gvk = Gvk::new("", "v1", "Namespace");
+    let namespaces = Arc::new(KindStore::for_kind(&ns_gvk, false));
+    namespaces.relist_start();
+    namespaces.relist_done();
+    s.cache.add(namespaces.clone());
+    let meta = Metadata::new("p", "1", cm_gvk()).lookup(Lookup::new(ns_gvk).triggers());
+    let mut plugin = FakePlugin::new(meta, |_| Ok(Desired::default()));
+    plugin.map = Box::new(|trigger, cache| {
+        assert_eq!(trigger.lookup, 0);
+        // The map reads the cache: every ConfigMap named "src".
+        cache
+            .list(&cm_gvk(), None, None)
+            .iter()
+            .filter(|o| o["metadata"]["name"] == "src")
+            .map(|o| ObjectKey::new(o["metadata"]["namespace"].as_str(), "src"))
+            .collect()
+    });
+    let plugin = Arc::new(plugin);
+    let c = s.controller(plugin.clone());
+    advance(Duration::from_millis(10)).await;
+    assert_eq!(plugin.calls().len(), 2, "start-up reconciles both");
+    namespaces.apply(object(
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "late"}}),
+    ));
+    advance(Duration::from_millis(10)).await;
+    let calls = plugin.calls();
+    assert_eq!(calls.len(), 3);
+    assert_eq!((calls[2].0.as_str(), calls[2].1), ("src", Reason::Trigger));
+    c.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn start_up_says_what_it_waits_for_and_every_plugin_starts() {
+    let s = Setup::new();
+    let crd = Gvk::new("example.com", "v1", "Widget");
+    // Ten plugins: five on ConfigMaps, five on a kind not served yet that also read ConfigMaps.
+    let mut controllers = Vec::new();
+    for i in 0..10 {
+        let meta = if i % 2 == 0 {
+            Metadata::new(format!("cm-{i}"), "1", cm_gvk())
+        } else {
+            Metadata::new(format!("widget-{i}"), "1", crd.clone()).lookup(Lookup::new(cm_gvk()))
+        };
+        let plugin = Arc::new(FakePlugin::new(meta, |_| Ok(Desired::default())));
+        controllers.push(s.controller(plugin));
+    }
+    settle().await;
+    assert_eq!(
+        controllers[0].state(),
+        PluginState::Starting {
+            reason: "waiting for the cache of /v1/ConfigMap to sync".replace("/v1", "v1")
+        }
+    );
+    let PluginState::Starting { reason } = controllers[1].state() else {
+        panic!()
+    };
+    assert!(
+        reason.starts_with("waiting for kind example.com/v1/Widget to be served"),
+        "{reason}"
+    );
+    // The first list arrives late, while all of them wait on it.
+    advance(Duration::from_secs(1)).await;
+    s.store.relist_start();
+    s.store.relist_apply(cm("a", "x", 1));
+    s.store.relist_done();
+    settle().await;
+    for c in controllers.iter().step_by(2) {
+        assert_eq!(c.state(), PluginState::Running, "{c:?}");
+    }
+    // The CRD is applied: the other five start at their next try.
+    let widgets = Arc::new(KindStore::for_kind(&crd, true));
+    widgets.relist_start();
+    widgets.relist_done();
+    s.cache.add(widgets);
+    advance(Duration::from_secs(2)).await;
+    for c in &controllers {
+        assert_eq!(c.state(), PluginState::Running, "{c:?}");
+        c.stop().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_ends_every_task_even_while_waiting_for_a_kind() {
+    let s = Setup::new();
+    let meta = Metadata::new("p", "1", Gvk::new("example.com", "v1", "Never"));
+    let plugin = Arc::new(FakePlugin::new(meta, |_| Ok(Desired::default())));
+    let c = s.controller(plugin);
+    advance(Duration::from_secs(5)).await;
+    assert!(matches!(c.state(), PluginState::Starting { .. }));
+    c.stop().await;
+    settle().await;
+    assert_eq!(Arc::strong_count(&c), 1, "no task holds the controller any more");
+}

@@ -1,0 +1,340 @@
+//! The writes a reconcile sends ([`Write`]), how they fail ([`WriteError`], keeping the API
+//! server's answer as the source) and who sends them ([`Writer`]): [`KubeWriter`] in production —
+//! one per plugin, with its field manager, every write paced by the engine's global token bucket —
+//! and a recording writer in tests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::Client;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType, Recorder};
+use serde_json::{Value, json};
+use wasmop_contract::{BoxFuture, EventType, PatchType};
+
+use crate::ratelimit::TokenBucket;
+
+/// The object a write is about.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteTarget {
+    pub resource: ApiResource,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl std::fmt::Display for WriteTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{} {ns}/{}", self.resource.kind, self.name),
+            None => write!(f, "{} {}", self.resource.kind, self.name),
+        }
+    }
+}
+
+/// One write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// Server-side apply of a child (forced: the plugin's intent wins for its own fields).
+    Apply { target: WriteTarget, body: Value },
+    /// Deletion (a 404 counts as done).
+    Delete { target: WriteTarget },
+    /// A merge or JSON patch.
+    Patch {
+        target: WriteTarget,
+        patch_type: PatchType,
+        body: Value,
+    },
+    /// Server-side apply of the primary object's status subresource.
+    Status { target: WriteTarget, body: Value },
+    /// Adds the plugin's finalizer: the primary object's new finalizer list, guarded by the
+    /// resourceVersion it was computed from (a 404 counts as done).
+    AddFinalizer {
+        target: WriteTarget,
+        finalizers: Vec<String>,
+        resource_version: Option<String>,
+    },
+    /// Removes the plugin's finalizer at `index`, guarded by a JSON-patch `test` that it is still
+    /// there (other writes of the same reconcile may have changed the resourceVersion; a 404
+    /// counts as done).
+    RemoveFinalizer {
+        target: WriteTarget,
+        index: usize,
+        name: String,
+    },
+    /// A Kubernetes Event about an object.
+    Event {
+        regarding: ObjectReference,
+        event_type: EventType,
+        reason: String,
+        message: String,
+    },
+}
+
+impl Write {
+    /// What the write does, for logs and messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Write::Apply { target, .. } => format!("apply of {target}"),
+            Write::Delete { target } => format!("deletion of {target}"),
+            Write::Patch { target, .. } => format!("patch of {target}"),
+            Write::Status { target, .. } => format!("status of {target}"),
+            Write::AddFinalizer { target, .. } => format!("adding the finalizer to {target}"),
+            Write::RemoveFinalizer { target, .. } => format!("removing the finalizer from {target}"),
+            Write::Event { reason, .. } => format!("event {reason}"),
+        }
+    }
+}
+
+/// How a write failed, and what that means for retrying.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The plugin asked for writes it did not declare; nothing was sent.
+    #[error("refused undeclared writes: {}", .0.join("; "))]
+    Refused(Vec<String>),
+    /// The API server (or the way to it) failed the write.
+    #[error("{what} failed: {source}")]
+    Api {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    /// A write guarded by a precondition (a JSON-patch `test`) found the object changed since the
+    /// cache saw it: like a 409, retried with the fresh object.
+    #[error("{what}: the object changed meanwhile: {source}")]
+    Stale {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    /// The write could not even be formed (an invalid JSON patch from the plugin).
+    #[error("{what}: {reason}")]
+    Invalid { what: String, reason: String },
+}
+
+/// What the engine does about a failed write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// 429: wait this long (the API server's Retry-After).
+    RetryAfter(Duration),
+    /// 409: optimistic concurrency lost; retry soon with the fresh cached object.
+    Conflict,
+    /// 400, 403, 404 (the kind is not served), 422, or a refused or invalid answer: only a change
+    /// of the object or the plugin can help. The message is the API server's.
+    Permanent(String),
+    /// Anything else (500s, timeouts, connection errors): retry with backoff.
+    Transient,
+}
+
+impl WriteError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            WriteError::Refused(reasons) => {
+                ErrorClass::Permanent(format!("refused undeclared writes: {}", reasons.join("; ")))
+            }
+            WriteError::Invalid { .. } => ErrorClass::Permanent(self.to_string()),
+            WriteError::Stale { .. } => ErrorClass::Conflict,
+            WriteError::Api { what, source } => match source {
+                kube::Error::Api(s) if s.code == 429 => {
+                    let secs = s
+                        .details
+                        .as_ref()
+                        .map(|d| d.retry_after_seconds)
+                        .filter(|s| *s > 0)
+                        .unwrap_or(1);
+                    ErrorClass::RetryAfter(Duration::from_secs(u64::from(secs)))
+                }
+                kube::Error::Api(s) if s.code == 409 => ErrorClass::Conflict,
+                kube::Error::Api(s) if matches!(s.code, 400 | 403 | 404 | 422) => {
+                    ErrorClass::Permanent(format!("{what}: {} ({})", s.message, s.code))
+                }
+                _ => ErrorClass::Transient,
+            },
+        }
+    }
+}
+
+/// Sends writes.
+pub trait Writer: Send + Sync + 'static {
+    fn write<'a>(&'a self, write: &'a Write) -> BoxFuture<'a, Result<(), WriteError>>;
+}
+
+/// Writes through the kube client as one plugin's field manager (see the module docs).
+pub struct KubeWriter {
+    client: Client,
+    limiter: Arc<TokenBucket>,
+    recorder: Recorder,
+    manager: String,
+}
+
+impl KubeWriter {
+    pub fn new(client: Client, limiter: Arc<TokenBucket>, recorder: Recorder, manager: String) -> KubeWriter {
+        KubeWriter {
+            client,
+            limiter,
+            recorder,
+            manager,
+        }
+    }
+
+    fn api(&self, t: &WriteTarget) -> Api<DynamicObject> {
+        match &t.namespace {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &t.resource),
+            None => Api::all_with(self.client.clone(), &t.resource),
+        }
+    }
+
+    async fn send(&self, write: &Write) -> Result<(), kube::Error> {
+        let apply = PatchParams::apply(&self.manager).force();
+        let params = PatchParams {
+            field_manager: Some(self.manager.clone()),
+            ..Default::default()
+        };
+        let gone_is_done = |r: Result<(), kube::Error>| match r {
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            other => other,
+        };
+        match write {
+            Write::Apply { target, body } => self
+                .api(target)
+                .patch(&target.name, &apply, &Patch::Apply(body))
+                .await
+                .map(drop),
+            Write::Delete { target } => gone_is_done(
+                self.api(target)
+                    .delete(&target.name, &DeleteParams::background())
+                    .await
+                    .map(drop),
+            ),
+            Write::Patch {
+                target,
+                patch_type,
+                body,
+            } => {
+                let api = self.api(target);
+                match patch_type {
+                    PatchType::Merge => api.patch(&target.name, &params, &Patch::Merge(body)).await,
+                    PatchType::Json => {
+                        let ops: json_patch::Patch =
+                            serde_json::from_value(body.clone()).map_err(kube::Error::SerdeError)?;
+                        api.patch(&target.name, &params, &Patch::<()>::Json(ops)).await
+                    }
+                }
+                .map(drop)
+            }
+            Write::Status { target, body } => self
+                .api(target)
+                .patch_status(&target.name, &apply, &Patch::Apply(body))
+                .await
+                .map(drop),
+            Write::AddFinalizer {
+                target,
+                finalizers,
+                resource_version,
+            } => {
+                let patch =
+                    json!({"metadata": {"finalizers": finalizers, "resourceVersion": resource_version}});
+                gone_is_done(
+                    self.api(target)
+                        .patch(&target.name, &params, &Patch::Merge(&patch))
+                        .await
+                        .map(drop),
+                )
+            }
+            Write::RemoveFinalizer { target, index, name } => {
+                let path = format!("/metadata/finalizers/{index}");
+                let ops: json_patch::Patch = serde_json::from_value(json!([
+                    {"op": "test", "path": path, "value": name},
+                    {"op": "remove", "path": path},
+                ]))
+                .map_err(kube::Error::SerdeError)?;
+                gone_is_done(
+                    self.api(target)
+                        .patch(&target.name, &params, &Patch::<()>::Json(ops))
+                        .await
+                        .map(drop),
+                )
+            }
+            Write::Event {
+                regarding,
+                event_type,
+                reason,
+                message,
+            } => {
+                let event = KubeEvent {
+                    type_: match event_type {
+                        EventType::Normal => KubeEventType::Normal,
+                        EventType::Warning => KubeEventType::Warning,
+                    },
+                    reason: reason.clone(),
+                    note: Some(message.clone()),
+                    action: reason.clone(),
+                    secondary: None,
+                };
+                self.recorder.publish(&event, regarding).await
+            }
+        }
+    }
+}
+
+impl Writer for KubeWriter {
+    fn write<'a>(&'a self, write: &'a Write) -> BoxFuture<'a, Result<(), WriteError>> {
+        Box::pin(async move {
+            self.limiter.acquire().await;
+            let result = self.send(write).await;
+            if let Err(kube::Error::Api(s)) = &result
+                && s.code == 429
+            {
+                // Every plugin's writes wait: the API server is overloaded, not this object.
+                let secs = s.details.as_ref().map_or(1, |d| d.retry_after_seconds.max(1));
+                self.limiter.pause_for(Duration::from_secs(u64::from(secs))).await;
+            }
+            result.map_err(|source| match (&source, write) {
+                // A failed `test` is answered 422: the finalizer list changed under us.
+                (kube::Error::Api(s), Write::RemoveFinalizer { .. }) if s.code == 422 => WriteError::Stale {
+                    what: write.describe(),
+                    source,
+                },
+                _ => WriteError::Api {
+                    what: write.describe(),
+                    source,
+                },
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn api_error(code: u16, message: &str) -> kube::Error {
+        kube::Error::Api(Box::new(kube::core::Status {
+            code,
+            message: message.into(),
+            details: Some(serde_json::from_value(json!({"retryAfterSeconds": 7})).unwrap()),
+            ..Default::default()
+        }))
+    }
+
+    #[test]
+    fn api_answers_are_classified_and_keep_their_source() {
+        let err = |code| WriteError::Api {
+            what: "apply of ConfigMap a/b".into(),
+            source: api_error(code, "nope"),
+        };
+        assert_eq!(err(429).class(), ErrorClass::RetryAfter(Duration::from_secs(7)));
+        assert_eq!(err(409).class(), ErrorClass::Conflict);
+        for code in [400, 403, 404, 422] {
+            assert_eq!(
+                err(code).class(),
+                ErrorClass::Permanent(format!("apply of ConfigMap a/b: nope ({code})"))
+            );
+        }
+        assert_eq!(err(500).class(), ErrorClass::Transient);
+        assert_eq!(err(503).class(), ErrorClass::Transient);
+        let e = err(403);
+        let source = std::error::Error::source(&e).expect("the kube error is kept");
+        assert!(source.to_string().contains("nope"));
+    }
+}
