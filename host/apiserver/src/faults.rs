@@ -1,5 +1,6 @@
-//! Fault injection for tests: answer a share of requests with 429 + Retry-After or 500, add latency,
-//! and end every open watch — switchable at run time, off unless the server was started with it, so
+//! Fault injection for tests: answer a share of requests with 429 + Retry-After or 500, add latency
+//! (to every request, or to discovery alone), refuse chosen verbs on chosen resources with 403 as an
+//! RBAC-enforcing kube-apiserver would, and end every open watch — switchable at run time, off unless the server was started with it, so
 //! engine tests can exercise backoff, Retry-After handling and relists against the real server.
 
 use std::sync::Mutex;
@@ -19,6 +20,75 @@ pub struct FaultSettings {
     pub internal_errors: f64,
     /// Added to every API request.
     pub latency: Duration,
+    /// Added to discovery requests only (`/api`, `/apis`, `/api/v1`, `/apis/GROUP[/VERSION]`), as
+    /// a real cluster answers them in tens of milliseconds rather than one.
+    pub discovery_latency: Duration,
+    /// Requests answered 403 Forbidden, as kube-apiserver answers a user its RBAC does not allow.
+    pub forbidden: Vec<Forbidden>,
+}
+
+/// A verb on a resource that is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forbidden {
+    /// `get`, `list`, `watch`, `create`, `update`, `patch` or `delete`.
+    pub verb: String,
+    /// The resource (plural): `poddisruptionbudgets`.
+    pub resource: String,
+}
+
+/// What a request path and method ask for, as RBAC sees it.
+struct Attributes<'a> {
+    group: &'a str,
+    namespace: Option<&'a str>,
+    resource: &'a str,
+    name: Option<&'a str>,
+    verb: &'static str,
+}
+
+/// `/api/v1[/namespaces/NS]/RESOURCE[/NAME[/SUB]]` or `/apis/G/V[/namespaces/NS]/RESOURCE[/NAME[/SUB]]`;
+/// `None` for discovery and other non-resource paths.
+fn attributes<'a>(method: &http::Method, path: &'a str, watch: bool) -> Option<Attributes<'a>> {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, rest) = match parts.as_slice() {
+        ["api", _v, rest @ ..] => ("", rest),
+        ["apis", g, _v, rest @ ..] => (*g, rest),
+        _ => return None,
+    };
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, rest @ ..] if !rest.is_empty() => (Some(*ns), rest),
+        _ => (None, rest),
+    };
+    let (resource, name) = match rest {
+        [r] => (*r, None),
+        [r, n, ..] => (*r, Some(*n)),
+        _ => return None,
+    };
+    let verb = match *method {
+        http::Method::GET if watch => "watch",
+        http::Method::GET if name.is_none() => "list",
+        http::Method::GET => "get",
+        http::Method::POST => "create",
+        http::Method::PUT => "update",
+        http::Method::PATCH => "patch",
+        http::Method::DELETE => "delete",
+        _ => return None,
+    };
+    Some(Attributes {
+        group,
+        namespace,
+        resource,
+        name,
+        verb,
+    })
+}
+
+/// Whether a path is a discovery document.
+fn is_discovery(path: &str) -> bool {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    matches!(
+        parts.as_slice(),
+        ["api"] | ["api", _] | ["apis"] | ["apis", _] | ["apis", _, _]
+    )
 }
 
 /// The switchboard: settings plus a signal that ends open watches.
@@ -63,14 +133,31 @@ impl Faults {
         self.close_watches.subscribe()
     }
 
-    /// Applies latency and maybe fails the request.
-    pub async fn before_request(&self) -> Result<(), ApiError> {
+    /// Applies latency and maybe fails the request (`watch`: the request has `watch=true`).
+    pub async fn before_request(
+        &self,
+        method: &http::Method,
+        path: &str,
+        watch: bool,
+    ) -> Result<(), ApiError> {
         if !self.enabled {
             return Ok(());
         }
         let s = self.settings();
-        if !s.latency.is_zero() {
-            tokio::time::sleep(s.latency).await;
+        let latency = if is_discovery(path) {
+            s.latency + s.discovery_latency
+        } else {
+            s.latency
+        };
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        if let Some(a) = attributes(method, path, watch)
+            && s.forbidden
+                .iter()
+                .any(|f| f.verb == a.verb && f.resource == a.resource)
+        {
+            return Err(forbidden(&a));
         }
         let roll: f64 = rand::rng().random();
         if roll < s.too_many_requests {
@@ -80,6 +167,39 @@ impl Faults {
             return Err(ApiError::internal("injected fault"));
         }
         Ok(())
+    }
+}
+
+/// The 403 kube-apiserver's RBAC authorizer answers (`05-errors/403-forbidden-impersonated-user`).
+fn forbidden(a: &Attributes<'_>) -> ApiError {
+    let subject = match a.name {
+        Some(n) => format!("{} \"{n}\"", qualified(a)),
+        None => qualified(a),
+    };
+    let scope = match a.namespace {
+        Some(ns) => format!(" in the namespace \"{ns}\""),
+        None => " at the cluster scope".to_string(),
+    };
+    let message = format!(
+        "{subject} is forbidden: User \"admin\" cannot {} resource \"{}\" in API group \"{}\"{scope}",
+        a.verb, a.resource, a.group
+    );
+    let mut details = serde_json::Map::new();
+    if let Some(n) = a.name {
+        details.insert("name".into(), n.into());
+    }
+    if !a.group.is_empty() {
+        details.insert("group".into(), a.group.into());
+    }
+    details.insert("kind".into(), a.resource.into());
+    ApiError::new(403, "Forbidden", message).with_details(serde_json::Value::Object(details))
+}
+
+fn qualified(a: &Attributes<'_>) -> String {
+    if a.group.is_empty() {
+        a.resource.to_string()
+    } else {
+        format!("{}.{}", a.resource, a.group)
     }
 }
 
@@ -94,14 +214,39 @@ mod tests {
             internal_errors: 1.0,
             ..Default::default()
         }));
-        assert!(off.before_request().await.is_ok());
+        let get = http::Method::GET;
+        assert!(off.before_request(&get, "/api/v1/pods", false).await.is_ok());
         let on = Faults::new(true);
         on.set(FaultSettings {
             too_many_requests: 1.0,
             retry_after_seconds: 3,
             ..Default::default()
         });
-        let e = on.before_request().await.unwrap_err();
+        let e = on.before_request(&get, "/api/v1/pods", false).await.unwrap_err();
         assert_eq!((e.code, e.retry_after), (429, Some(3)));
+    }
+
+    #[tokio::test]
+    async fn forbidden_verbs_answer_like_rbac() {
+        let on = Faults::new(true);
+        on.set(FaultSettings {
+            forbidden: vec![Forbidden {
+                verb: "patch".into(),
+                resource: "poddisruptionbudgets".into(),
+            }],
+            ..Default::default()
+        });
+        let path = "/apis/policy/v1/namespaces/demo/poddisruptionbudgets/web";
+        let e = on
+            .before_request(&http::Method::PATCH, path, false)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 403);
+        assert_eq!(
+            e.message,
+            "poddisruptionbudgets.policy \"web\" is forbidden: User \"admin\" cannot patch resource \"poddisruptionbudgets\" in API group \"policy\" in the namespace \"demo\""
+        );
+        assert!(on.before_request(&http::Method::GET, path, false).await.is_ok());
+        assert!(is_discovery("/apis/policy/v1") && is_discovery("/api") && !is_discovery(path));
     }
 }

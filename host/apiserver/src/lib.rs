@@ -33,7 +33,7 @@ use std::sync::Arc;
 use base64::Engine;
 
 pub use error::ApiError;
-pub use faults::{FaultSettings, Faults};
+pub use faults::{FaultSettings, Faults, Forbidden};
 
 /// How to run the server.
 #[derive(Debug, Clone)]

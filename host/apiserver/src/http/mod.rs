@@ -176,7 +176,8 @@ async fn handle(State(core): State<Arc<Core>>, req: Request) -> Response {
             return error_response(&e, format.pretty);
         }
     }
-    if !public && let Err(e) = core.faults.before_request().await {
+    let watch = query.get("watch").is_some_and(|w| w == "true" || w == "1");
+    if !public && let Err(e) = core.faults.before_request(&parts.method, &path, watch).await {
         return error_response(&e, format.pretty);
     }
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
