@@ -9,6 +9,7 @@
 //! - [`fieldmanager`]: server-side apply and `managedFields` bookkeeping.
 //! - [`protobuf`]: decoding the protobuf request bodies kubectl sends for a few built-in kinds.
 //! - [`structure`]: how lists merge (atomic, set, map keyed by fields), the one fact SMP and SSA share.
+//! - [`time`]: Kubernetes timestamps (RFC 3339 seconds, UTC) and kubectl's ages, on `jiff`.
 
 pub mod fieldmanager;
 pub mod gofmt;
@@ -17,3 +18,4 @@ pub mod schema;
 pub mod selector;
 pub mod strategic;
 pub mod structure;
+pub mod time;

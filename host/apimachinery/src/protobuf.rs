@@ -238,24 +238,10 @@ fn time(bytes: &[u8]) -> Result<Value, ProtobufError> {
             seconds = v as i64;
         }
     }
-    let days = seconds.div_euclid(86_400);
-    let secs = seconds.rem_euclid(86_400);
-    // Civil-from-days (Howard Hinnant's algorithm), to avoid a date dependency here.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    Ok(Value::String(format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )))
+    // Years -9999..=9999 cover every real timestamp; anything beyond is a corrupt body.
+    let t =
+        jiff::Timestamp::from_second(seconds).map_err(|_| ProtobufError::Malformed("time out of range"))?;
+    Ok(Value::String(crate::time::format(t)))
 }
 
 fn message(bytes: &[u8], schema: &[Field]) -> Result<Value, ProtobufError> {

@@ -31,11 +31,6 @@ impl FieldValidation {
     }
 }
 
-/// RFC 3339 with second precision, as Kubernetes prints timestamps.
-pub fn now() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
 pub fn meta(obj: &Value) -> Option<&Map<String, Value>> {
     obj.get("metadata").and_then(Value::as_object)
 }

@@ -13,10 +13,11 @@ use base64::Engine;
 use rand::Rng;
 use serde_json::{Map, Value, json};
 use wasmop_apimachinery::selector::{FieldSelector, LabelSelector};
+use wasmop_apimachinery::time;
 
 use crate::Core;
 use crate::admission::{
-    self, FieldValidation, finalizers, is_terminating, meta, meta_mut, meta_str, name_of, now,
+    self, FieldValidation, finalizers, is_terminating, meta, meta_mut, meta_str, name_of,
 };
 use crate::error::{ApiError, ApiResult, Cause};
 use crate::managed;
@@ -498,7 +499,7 @@ pub fn create(
     body: Value,
     opts: &WriteOptions,
 ) -> ApiResult<Written> {
-    let now = now();
+    let now = time::now();
     let (mut obj, warnings) = admit_create(ri, namespace, body, opts, &now)?;
     let name = name_of(&obj).to_string();
     check_namespace(core, ri, namespace, &name)?;
@@ -761,7 +762,7 @@ pub fn update(
             }],
         ));
     }
-    let now = now();
+    let now = time::now();
     run_update(core, ri, namespace, name, opts.dry_run, |current| {
         let old = current.ok_or_else(|| ApiError::not_found(ri.resource_ref(), name))?;
         let new = isolate_subresource(ri, subresource, &old, body);
@@ -803,7 +804,7 @@ pub fn patch(
             }],
         ));
     }
-    let now = now();
+    let now = time::now();
     if patch_type == PatchType::Apply {
         check_namespace_for_apply(core, ri, namespace, name)?;
     }
@@ -861,7 +862,7 @@ pub fn delete(
     opts: &DeleteOptions,
 ) -> ApiResult<Deleted> {
     let k = key(ri, namespace, name);
-    let now = now();
+    let now = time::now();
     let decide = |current: Option<Arc<Value>>| -> ApiResult<Mutation> {
         let old = current.ok_or_else(|| ApiError::not_found(ri.resource_ref(), name))?;
         let uid = meta_str(&old, "uid").unwrap_or("");

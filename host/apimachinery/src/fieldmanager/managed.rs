@@ -6,121 +6,17 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use jiff::Timestamp;
 use serde_json::{Map, Value};
 
 use super::{FieldManagerError, FieldSet};
 use crate::gofmt::go_json_string;
+use crate::time;
 
 /// Update managers beyond this many are merged, oldest first, into `ancient-changes` buckets.
 const MAX_UPDATE_MANAGERS: usize = 10;
 /// Manager name of the bucket that holds merged old updates.
 const ANCIENT_CHANGES: &str = "ancient-changes";
-
-// Time (RFC 3339, second precision, UTC)
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (
-        if m <= 2 {
-            yoe + era * 400 + 1
-        } else {
-            yoe + era * 400
-        },
-        m,
-        d,
-    )
-}
-
-/// Seconds since the epoch of an RFC 3339 time (`2026-11-22T07:14:17Z`, fractions and offsets too).
-fn parse_rfc3339(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let part = b.get(r)?;
-        if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        std::str::from_utf8(part).ok()?.parse().ok()
-    };
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let month_days = [
-        31,
-        if leap { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    if !(1..=12).contains(&month) || day < 1 || day > month_days[(month - 1) as usize] {
-        return None;
-    }
-    if hour > 23 || minute > 59 || second > 59 {
-        return None;
-    }
-    let mut i = 19;
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        let start = i;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
-        }
-        if i == start {
-            return None;
-        }
-    }
-    let offset = match b.get(i)? {
-        b'Z' if i + 1 == b.len() => 0,
-        sign @ (b'+' | b'-') if i + 6 == b.len() && b[i + 3] == b':' => {
-            let (h, m) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
-            if h > 23 || m > 59 {
-                return None;
-            }
-            let off = h * 3600 + m * 60;
-            if *sign == b'+' { off } else { -off }
-        }
-        _ => return None,
-    };
-    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset)
-}
-
-/// `2026-11-22T07:14:17Z`, the way `metav1.Time` is written.
-fn format_rfc3339(secs: i64) -> String {
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    let rem = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
 
 /// How a manager came to own its fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -219,7 +115,10 @@ impl ManagedFieldsEntry {
     }
 
     fn time_secs(&self) -> i64 {
-        self.time.as_deref().and_then(parse_rfc3339).unwrap_or(0)
+        self.time
+            .as_deref()
+            .and_then(time::parse)
+            .map_or(0, Timestamp::as_second)
     }
 
     /// Decodes one `managedFields` item, validating it like the real server (operation `Apply` or
@@ -258,8 +157,8 @@ impl ManagedFieldsEntry {
         }
         let time = match string("time")? {
             None => None,
-            Some(t) => Some(format_rfc3339(
-                parse_rfc3339(t).ok_or_else(|| err(format!("invalid time {t:?}")))?,
+            Some(t) => Some(time::format(
+                time::parse(t).ok_or_else(|| err(format!("invalid time {t:?}")))?,
             )),
         };
         let fields = FieldSet::from_fields_v1(obj.get("fieldsV1").unwrap_or(&Value::Null))?;
@@ -525,12 +424,12 @@ mod tests {
         .unwrap();
         assert_eq!(e.time.as_deref(), Some("2026-11-22T07:14:17Z"));
         assert_eq!(
-            format_rfc3339(parse_rfc3339("2024-02-29T23:59:59Z").unwrap()),
+            time::format(time::parse("2024-02-29T23:59:59Z").unwrap()),
             "2024-02-29T23:59:59Z"
         );
-        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_rfc3339("2023-02-29T00:00:00Z"), None);
-        assert_eq!(parse_rfc3339("2023-01-01 00:00:00Z"), None);
+        assert_eq!(time::parse("1970-01-01T00:00:00Z"), Some(Timestamp::UNIX_EPOCH));
+        assert_eq!(time::parse("2023-02-29T00:00:00Z"), None);
+        assert_eq!(time::parse("2023-01-01 00:00:00Z"), None);
     }
 
     #[test]

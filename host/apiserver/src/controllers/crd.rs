@@ -6,11 +6,12 @@
 use std::sync::Arc;
 
 use serde_json::{Value, json};
+use wasmop_apimachinery::time;
 
 use super::MANAGER;
 use super::gc::resource_info;
 use crate::Core;
-use crate::admission::{finalizers, is_terminating, meta_str, name_of, now};
+use crate::admission::{finalizers, is_terminating, meta_str, name_of};
 use crate::objects::{self, DeleteOptions, WriteOptions};
 use crate::patch::PatchType;
 use crate::registry::{PrinterColumn, ResourceInfo, ScaleSpec, Schema};
@@ -228,7 +229,7 @@ fn reconcile(core: &Core, crd: &Value) {
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let now = now();
+    let now = time::now();
     let conditions: Vec<Value> = conditions
         .into_iter()
         .map(|(t, status, reason, message)| {

@@ -3,6 +3,7 @@
 //! views of objects with replicas.
 
 use serde_json::{Value, json};
+use wasmop_apimachinery::time;
 
 use crate::admission::{meta, meta_mut, meta_str};
 use crate::error::{ApiError, ApiResult};
@@ -101,28 +102,9 @@ fn cell(obj: &Value, c: &PrinterColumn) -> Value {
                     Value::Null
                 }
             }
-            Some(v) if c.type_ == "date" => v.as_str().map_or(v.clone(), |s| json!(age(s))),
+            Some(v) if c.type_ == "date" => v.as_str().map_or(v.clone(), |s| json!(time::age(s))),
             Some(v) => v.clone(),
         },
-    }
-}
-
-/// kubectl's human-readable age ("45s", "4m22s", "3h", "5d").
-pub fn age(timestamp: &str) -> String {
-    let Ok(t) = timestamp.parse::<jiff::Timestamp>() else {
-        return "<unknown>".into();
-    };
-    let secs = (jiff::Timestamp::now().as_second() - t.as_second()).max(0);
-    let (m, h, d) = (secs / 60, secs / 3600, secs / 86400);
-    match secs {
-        s if s < 120 => format!("{s}s"),
-        s if s < 600 => format!("{m}m{}s", s % 60),
-        s if s < 3 * 3600 => format!("{m}m"),
-        s if s < 8 * 3600 => format!("{h}h{}m", m % 60),
-        s if s < 48 * 3600 => format!("{h}h"),
-        s if s < 8 * 86400 => format!("{d}d{}h", h % 24),
-        s if s < 2 * 365 * 86400 => format!("{d}d"),
-        _ => format!("{}y", d / 365),
     }
 }
 
@@ -153,7 +135,7 @@ fn row(ri: &ResourceInfo, obj: &Value, include_object: Option<&str>) -> Value {
     if !cols.iter().any(|c| c.name == "Age") {
         cells.push(json!(
             meta_str(obj, "creationTimestamp")
-                .map(age)
+                .map(time::age)
                 .unwrap_or_else(|| "<unknown>".into())
         ));
     }
@@ -285,16 +267,5 @@ mod tests {
             Some(&json!("Synced"))
         );
         assert_eq!(json_path(&obj, ".spec.replicas"), None);
-    }
-
-    #[test]
-    fn ages_read_like_kubectl() {
-        let t = |secs: i64| {
-            let ts = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() - secs).unwrap();
-            age(&ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
-        };
-        assert_eq!(t(45), "45s");
-        assert_eq!(t(262), "4m22s");
-        assert_eq!(t(3 * 86400 + 3600 * 5), "3d5h");
     }
 }
