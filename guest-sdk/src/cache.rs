@@ -5,15 +5,15 @@
 //! [`crate::Snapshot`], for what every reconcile needs; use the cache for reads that depend on the
 //! object (`get` a Secret it names, `list` Pods matching its selector).
 //!
-//! In a native build (unit tests, the `testing` module) the cache is empty; `wasmop test` serves the
-//! snapshot's own objects.
+//! In a native build (unit tests) the cache is empty, except while the `testing` module runs a
+//! fixture: then it holds the fixture's objects, as in `wasmop test`.
 
 use k8s_openapi::Resource;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::snapshot::from_json;
-use crate::{Error, Gvk};
+use crate::{Error, Gvk, GvkExt};
 
 /// One object of kind `K`, or `None` when it is not in the cache (or its kind is not declared).
 ///
@@ -68,30 +68,65 @@ pub fn list_as<T: DeserializeOwned>(
 }
 
 #[cfg(target_arch = "wasm32")]
-fn wit_gvk(kind: &Gvk) -> crate::__bindings::wasmop::reconciler::types::Gvk {
-    crate::__bindings::wasmop::reconciler::types::Gvk {
-        group: kind.group.clone(),
-        version: kind.version.clone(),
-        kind: kind.kind.clone(),
-    }
-}
-
-#[cfg(target_arch = "wasm32")]
 fn raw_get(kind: &Gvk, namespace: Option<&str>, name: &str) -> Option<String> {
-    crate::__bindings::wasmop::reconciler::cache::get(&wit_gvk(kind), namespace, name)
+    crate::__bindings::wasmop::reconciler::cache::get(&crate::export::gvk_to_wit(kind), namespace, name)
 }
 
 #[cfg(target_arch = "wasm32")]
 fn raw_list(kind: &Gvk, namespace: Option<&str>, label_selector: Option<&str>) -> Vec<String> {
-    crate::__bindings::wasmop::reconciler::cache::list(&wit_gvk(kind), namespace, label_selector)
+    crate::__bindings::wasmop::reconciler::cache::list(
+        &crate::export::gvk_to_wit(kind),
+        namespace,
+        label_selector,
+    )
+}
+
+/// The native stand-in for the host's cache: empty, or what [`native::with_cache`] installed for
+/// the current thread.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) mod native {
+    use std::cell::RefCell;
+    use std::sync::Arc;
+
+    use wasmop_contract::CacheReader;
+
+    thread_local! {
+        static CACHE: RefCell<Option<Arc<dyn CacheReader>>> = const { RefCell::new(None) };
+    }
+
+    /// Runs `f` with `cache` answering this thread's cache reads (restored afterwards, even when
+    /// `f` panics).
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    pub(crate) fn with_cache<R>(cache: Arc<dyn CacheReader>, f: impl FnOnce() -> R) -> R {
+        struct Restore(Option<Arc<dyn CacheReader>>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                let previous = self.0.take();
+                CACHE.with(|c| *c.borrow_mut() = previous);
+            }
+        }
+        let _restore = Restore(CACHE.with(|c| c.borrow_mut().replace(cache)));
+        f()
+    }
+
+    pub(crate) fn current() -> Option<Arc<dyn CacheReader>> {
+        CACHE.with(|c| c.borrow().clone())
+    }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-fn raw_get(_: &Gvk, _: Option<&str>, _: &str) -> Option<String> {
-    None
+fn raw_get(kind: &Gvk, namespace: Option<&str>, name: &str) -> Option<String> {
+    native::current()?
+        .get(kind, namespace, name)
+        .map(|v| v.to_string())
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-fn raw_list(_: &Gvk, _: Option<&str>, _: Option<&str>) -> Vec<String> {
-    Vec::new()
+fn raw_list(kind: &Gvk, namespace: Option<&str>, label_selector: Option<&str>) -> Vec<String> {
+    native::current()
+        .map(|c| c.list(kind, namespace, label_selector))
+        .unwrap_or_default()
+        .iter()
+        .map(Value::to_string)
+        .collect()
 }

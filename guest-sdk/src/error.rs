@@ -64,3 +64,13 @@ impl From<serde_json::Error> for Error {
         Error::Permanent(e.to_string())
     }
 }
+
+/// How the host sees a plugin's error.
+impl From<Error> for wasmop_contract::ReconcileFailure {
+    fn from(e: Error) -> wasmop_contract::ReconcileFailure {
+        match e {
+            Error::Retry(m) => wasmop_contract::ReconcileFailure::Retry(m),
+            Error::Permanent(m) => wasmop_contract::ReconcileFailure::Permanent(m),
+        }
+    }
+}

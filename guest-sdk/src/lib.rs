@@ -1,7 +1,7 @@
 //! Write wasmop reconcilers in Rust.
 //!
 //! A wasmop plugin is a WebAssembly component (`wasm32-wasip2`) implementing the
-//! `wasmop:reconciler@0.1.0` world: a pure function from a [`Snapshot`] of one object (and what it
+//! `wasmop:reconciler@0.2.0` world: a pure function from a [`Snapshot`] of one object (and what it
 //! owns) to the [`Desired`] state. The host does every write — server-side apply of children,
 //! pruning, patches, status, deletions, events, finalizers — with retries and backoff. A plugin has
 //! no network, filesystem, environment or clock; it can only read the host's [`cache`] and [`log`].
@@ -42,16 +42,34 @@
 //! Build it as a `cdylib` with `cargo build --release --target wasm32-wasip2`; the `.wasm` file in
 //! `target/wasm32-wasip2/release/` is the component the host loads.
 //!
+//! # One set of types
+//!
+//! The contract's types are those of `wasmop-contract`, the crate the host uses too, re-exported
+//! here: [`Metadata`], [`Lookup`], [`Snapshot`], [`Desired`], [`Event`], [`Trigger`],
+//! [`ObjectKey`], ... Their plain builder methods are their own (`Metadata::new(..).owns(..)`,
+//! `Desired::new().status(..).finalizer()`, `Snapshot::new(object)`); what needs k8s-openapi types
+//! comes from this crate's extension traits, all in the [`prelude`]:
+//!
+//! * [`GvkExt`]: `Gvk::of::<Deployment>()`; [`ObjectRefExt`]: `ObjectRef::of::<ConfigMap>(ns,
+//!   name)`, `ObjectRef::from_object(&cm)`.
+//! * [`DesiredExt`]: `.apply(typed_object)` (sets `apiVersion` and `kind`), `.apply_all(..)`.
+//! * [`SnapshotExt`]: the object ([`SnapshotExt::object`], [`SnapshotExt::object_as`]), its
+//!   children ([`SnapshotExt::children`], [`SnapshotExt::child`]), the declared lookups
+//!   ([`SnapshotExt::lookup`]), the configuration ([`SnapshotExt::config`]), names, labels,
+//!   conditions, and why the reconcile runs ([`SnapshotExt::reason`]).
+//! * [`LookupResultExt`], [`TriggerExt`]: typed objects of a lookup result and of a trigger.
+//!
 //! # What goes where
 //!
-//! * [`Metadata`]: what the plugin declares once at load (primary kind, owned kinds, lookups,
-//!   write permissions, finalizer, namespaces, resync). Builder methods, every field public.
-//! * [`Snapshot`]: the object ([`Snapshot::object`], [`Snapshot::object_as`]), its children
-//!   ([`Snapshot::children`]), the declared lookups ([`Snapshot::lookup`]), the configuration
-//!   ([`Snapshot::config`]), why the reconcile runs ([`Snapshot::reason`]).
+//! * [`Metadata`]: what the plugin declares once at load (primary kind, owned kinds, lookups —
+//!   some [triggering](Lookup::triggers) reconciles through [`Plugin::map`] —, write permissions,
+//!   finalizer name, namespaces, resync, CRDs).
 //! * [`Desired`]: children to apply (full intent; children not listed are pruned by the host),
-//!   patches, status, deletions, events, requeue, finalizer-done. Builder methods.
-//! * [`Condition`]: status conditions; [`Snapshot::update_conditions`] keeps `lastTransitionTime`.
+//!   patches, status, deletions, events, requeue, and whether the object holds the plugin's
+//!   finalizer ([`Desired::finalizer`]: ask for it on every answer while the object needs cleanup;
+//!   leave it out to release it).
+//! * [`Condition`]: status conditions; [`SnapshotExt::update_conditions`] keeps
+//!   `lastTransitionTime`.
 //! * [`Error`]: [`Error::retry`] (transient, retried with backoff) or [`Error::permanent`] (not
 //!   retried until the object changes). `?` on a [`serde_json::Error`] gives a permanent error.
 //! * [`cache`]: read-only `get`/`list` of declared kinds from the host's cache.
@@ -67,10 +85,9 @@
 //! # Native builds and tests
 //!
 //! The crate also compiles for the build machine, so plugin logic can be unit-tested with
-//! `cargo test`: there, [`log`] writes to stderr and the [`cache`] is empty (`wasmop test`, which
-//! runs the component, serves the snapshot's own objects from it).
-//! With the `testing` feature, the `testing` module runs a plugin on YAML fixtures exactly as
-//! `wasmop test` does.
+//! `cargo test`: there, [`log`] writes to stderr and the [`cache`] is empty, except while the
+//! `testing` module (feature `testing`) runs a plugin on YAML fixtures: then, as in `wasmop test`,
+//! the cache holds the fixture's own objects.
 
 #![warn(missing_docs)]
 
@@ -78,8 +95,8 @@ mod condition;
 mod desired;
 mod error;
 mod export;
+mod kinds;
 mod snapshot;
-mod types;
 
 pub mod cache;
 pub mod log;
@@ -87,19 +104,25 @@ pub mod log;
 pub mod testing;
 
 pub use condition::{Condition, ConditionStatus};
-pub use desired::{Desired, Event, EventType, Patch, PatchType};
+pub use desired::DesiredExt;
 pub use error::{Error, Result};
-pub use snapshot::{LookupResult, Reason, Snapshot};
-pub use types::{Gvk, Lookup, Metadata, NamespaceScope, ObjectRef, Verb, WritePermission};
+pub use kinds::{GvkExt, ObjectRefExt};
+pub use snapshot::{LookupResultExt, SnapshotExt, TriggerExt};
+pub use wasmop_contract::{
+    Desired, Event, EventType, Gvk, Lookup, LookupResult, Metadata, NamespaceScope, ObjectKey, ObjectRef,
+    Patch, PatchType, Reason, Snapshot, Trigger, Verb, WritePermission,
+};
 
 pub use k8s_openapi;
 pub use serde;
 pub use serde_json;
+pub use wasmop_contract;
 
-/// What every plugin implements: its declaration and its reconcile function.
+/// What every plugin implements: its declaration, its reconcile function and, for plugins with
+/// triggering lookups, its map function.
 ///
-/// Both are associated functions (no `self`): a plugin keeps no state between reconciles. The host
-/// may run several instances, and may start a fresh one at any time.
+/// All are associated functions (no `self`): a plugin keeps no state between calls. The host may
+/// run several instances, and may start a fresh one at any time.
 pub trait Plugin {
     /// The plugin's declaration, read once when the host loads it.
     fn metadata() -> Metadata;
@@ -108,17 +131,27 @@ pub trait Plugin {
     ///
     /// A panic traps the instance; the host counts it as a failure and retries with backoff.
     fn reconcile(snapshot: Snapshot) -> Result<Desired, Error>;
+
+    /// Which primary objects a change to an object of a [triggering](Lookup::triggers) lookup
+    /// concerns (`trigger.lookup` is the lookup's index in [`Metadata::lookups`]); the host
+    /// reconciles each with reason [`Reason::Trigger`]. It may read the [`cache`]. The default
+    /// answers none, which is right for plugins without triggering lookups.
+    fn map(trigger: Trigger) -> Result<Vec<ObjectKey>, Error> {
+        let _ = trigger;
+        Ok(Vec::new())
+    }
 }
 
 /// The names a plugin usually needs: `use wasmop_sdk::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Condition, ConditionStatus, Desired, Error, Event, Gvk, Lookup, Metadata, NamespaceScope, ObjectRef,
-        Plugin, Reason, Snapshot, Verb, export_plugin,
+        Condition, ConditionStatus, Desired, DesiredExt, Error, Event, Gvk, GvkExt, Lookup, LookupResultExt,
+        Metadata, NamespaceScope, ObjectKey, ObjectRef, ObjectRefExt, Plugin, Reason, Snapshot, SnapshotExt,
+        Trigger, TriggerExt, Verb, export_plugin,
     };
 }
 
-/// Exports a [`Plugin`] as the component's `metadata` and `reconcile` functions.
+/// Exports a [`Plugin`] as the component's `metadata`, `reconcile` and `map` functions.
 ///
 /// Call it once, at the top level of the plugin's `cdylib` crate:
 ///

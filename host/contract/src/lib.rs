@@ -5,15 +5,20 @@
 //! these and their own `bindgen!` types, once per side of the boundary.
 //!
 //! In documents (golden fixtures, `wasmop inspect`) every type is camelCase and kinds are written as
-//! `apiVersion` and `kind`.
+//! `apiVersion` and `kind`. The feature `fixtures` adds what golden fixtures need (a cache serving a
+//! snapshot's objects, the `map` fixture format), for `wasmop test` and the SDK's native runner.
 
 mod desired;
+#[cfg(feature = "fixtures")]
+mod fixtures;
 mod kind;
 mod metadata;
 mod reconciler;
 mod snapshot;
 
 pub use desired::{Desired, Event, EventType, Patch, PatchType};
+#[cfg(feature = "fixtures")]
+pub use fixtures::{MapFixture, SnapshotCache};
 pub use kind::{Gvk, ObjectKey, ObjectRef};
 pub use metadata::{
     Lookup, Metadata, MetadataError, NamespaceScope, PolicyRule, Verb, WritePermission, is_dns_label,

@@ -52,6 +52,52 @@ pub struct Snapshot {
     pub config: Value,
 }
 
+/// Builder methods, for plugin unit tests (the host builds the real snapshots).
+impl Snapshot {
+    /// A snapshot of one object: reason `change`, first attempt, no children, no lookups,
+    /// configuration `{}`.
+    pub fn new(object: Value) -> Snapshot {
+        Snapshot {
+            object,
+            children: Vec::new(),
+            lookups: Vec::new(),
+            reason: Reason::Change,
+            attempt: 1,
+            config: empty_object(),
+        }
+    }
+
+    /// The same snapshot with another reason.
+    pub fn with_reason(mut self, reason: Reason) -> Snapshot {
+        self.reason = reason;
+        self
+    }
+
+    /// The same snapshot with another attempt number.
+    pub fn with_attempt(mut self, attempt: u32) -> Snapshot {
+        self.attempt = attempt;
+        self
+    }
+
+    /// The same snapshot with one more child.
+    pub fn with_child(mut self, child: Value) -> Snapshot {
+        self.children.push(child);
+        self
+    }
+
+    /// The same snapshot with one more lookup result.
+    pub fn with_lookup(mut self, lookup: Lookup, objects: Vec<Value>) -> Snapshot {
+        self.lookups.push(LookupResult { lookup, objects });
+        self
+    }
+
+    /// The same snapshot with this configuration.
+    pub fn with_config(mut self, config: Value) -> Snapshot {
+        self.config = config;
+        self
+    }
+}
+
 fn one() -> u32 {
     1
 }
@@ -86,5 +132,7 @@ mod tests {
             (s.reason, s.attempt, s.config.clone()),
             (Reason::ChildChange, 1, serde_json::json!({}))
         );
+        let built = Snapshot::new(serde_json::json!({"kind": "Deployment"})).with_reason(Reason::ChildChange);
+        assert_eq!(built, s);
     }
 }
