@@ -246,10 +246,3 @@ impl Engine {
         }
     }
 }
-
-/// Now, as Kubernetes prints timestamps (plugins have no clock; the host stamps times).
-fn now() -> String {
-    k8s_openapi::jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
-}

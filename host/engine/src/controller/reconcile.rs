@@ -59,7 +59,7 @@ impl Controller {
             }
             Err(failure) => return self.reconcile_failed(key, &object, failure).await,
         };
-        let plan = match plan::plan(&cx, &desired, &crate::now()) {
+        let plan = match plan::plan(&cx, &desired, &wasmop_apimachinery::time::now()) {
             Ok(p) => p,
             Err(e) => return self.write_failed(key, &object, e).await,
         };
