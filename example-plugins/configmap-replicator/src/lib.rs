@@ -2,23 +2,24 @@
 //! those namespaces — same name, same `data` and `binaryData`, the label `wasmop.io/replica: "true"`
 //! and the annotation `wasmop.io/replica-of: <namespace>/<name>` — and kept in sync.
 //!
-//! * Namespaces that do not exist (or are terminating) are skipped, with a log line, a Warning
-//!   event when the source changed, and a requeue to look for them again; the source's own
-//!   namespace is skipped. (A copy edited by hand is repaired at once: the host maps its change to
-//!   the source.)
+//! * Namespaces that do not exist (or are terminating) are skipped, with a log line and a Warning
+//!   event when the source changed; the source's own namespace is skipped. The Namespace lookup
+//!   triggers: when a namespace appears (or goes), [`map`](Plugin::map) names the sources that list
+//!   it, read from the host's cache, and they are reconciled again. (A copy edited by hand is
+//!   repaired at once: the host maps its change to the source.)
 //! * The copies are children in other namespaces: the host cannot give them owner references, so
 //!   it tracks them by its labels, and prunes a copy whose namespace left the list.
-//! * Deleting the source deletes the copies (the garbage collector would not): the plugin holds a
-//!   finalizer and answers a deletion with no children and `finalizer_done`, and the host prunes.
+//! * Deleting the source deletes the copies (the garbage collector would not): the plugin holds its
+//!   finalizer on annotated ConfigMaps only, and answers a deletion with no children and without
+//!   the finalizer, so the host prunes the copies and then releases the source. A source whose
+//!   annotation is removed is answered the same way: its copies are pruned, its finalizer released.
 //! * The copies are ConfigMaps too, so they are reconciled as primary objects: a copy has nothing to
-//!   replicate, and its answer is empty.
+//!   replicate, and its answer is empty (no finalizer), as is that of any ConfigMap without the
+//!   annotation.
 
 use std::collections::BTreeSet;
 
 use wasmop_sdk::k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-
-/// How soon a source naming a namespace that does not exist is looked at again.
-const MISSING_NAMESPACE_RETRY_SECONDS: u32 = 5;
 use wasmop_sdk::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use wasmop_sdk::prelude::*;
 
@@ -36,6 +37,25 @@ fn join(names: &BTreeSet<String>) -> String {
     names.iter().cloned().collect::<Vec<_>>().join(", ")
 }
 
+/// The namespaces a source's annotation names, without its own namespace.
+fn wanted_namespaces(annotation: &str, own_namespace: &str) -> BTreeSet<String> {
+    annotation
+        .split(',')
+        .map(str::trim)
+        .filter(|ns| !ns.is_empty() && *ns != own_namespace)
+        .map(String::from)
+        .collect()
+}
+
+/// The answer for a source that no longer replicates (deleted, or its annotation removed): no
+/// children, so the host prunes the copies, and no finalizer, so it is released.
+fn stop_replicating(current: &BTreeSet<String>, reason: &str, message: &str) -> Desired {
+    if current.is_empty() {
+        return Desired::new();
+    }
+    Desired::new().event(Event::normal(reason, format!("{message} {}", join(current))))
+}
+
 impl Plugin for Replicator {
     fn metadata() -> Metadata {
         Metadata::new(
@@ -44,8 +64,7 @@ impl Plugin for Replicator {
             Gvk::of::<ConfigMap>(),
         )
         .owns(Gvk::of::<ConfigMap>())
-        .lookup(Lookup::new(Gvk::of::<Namespace>()))
-        .finalizer(true)
+        .lookup(Lookup::new(Gvk::of::<Namespace>()).triggers())
         .resync_seconds(300)
     }
 
@@ -56,29 +75,17 @@ impl Plugin for Replicator {
             .filter_map(|c| c.metadata.namespace)
             .collect();
         if s.is_deleting() {
-            // No children: the host deletes every copy, then removes the finalizer.
-            let mut desired = Desired::new().finalizer_done();
-            if !current.is_empty() {
-                desired = desired.event(Event::normal(
-                    "ReplicasDeleted",
-                    format!("deleting the copies in {}", join(&current)),
-                ));
-            }
-            return Ok(desired);
+            return Ok(stop_replicating(&current, "ReplicasDeleted", "deleting the copies in"));
         }
         if s.label(REPLICA_LABEL).is_some() {
             return Ok(Desired::new());
         }
+        let Some(annotation) = s.annotation(REPLICATE_TO) else {
+            return Ok(stop_replicating(&current, "ReplicaRemoved", "removed the copies in"));
+        };
         let source: ConfigMap = s.object()?;
         let own_namespace = s.namespace().unwrap_or_default();
-        let wanted: BTreeSet<String> = s
-            .annotation(REPLICATE_TO)
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|ns| !ns.is_empty() && *ns != own_namespace)
-            .map(String::from)
-            .collect();
+        let wanted = wanted_namespaces(annotation, own_namespace);
         let existing: BTreeSet<String> = s
             .lookup::<Namespace>()?
             .into_iter()
@@ -88,7 +95,7 @@ impl Plugin for Replicator {
         let targets: BTreeSet<String> = wanted.intersection(&existing).cloned().collect();
         let missing: BTreeSet<String> = wanted.difference(&existing).cloned().collect();
 
-        let mut desired = Desired::new();
+        let mut desired = Desired::new().finalizer();
         for ns in &targets {
             desired = desired.apply(ConfigMap {
                 metadata: ObjectMeta {
@@ -106,10 +113,9 @@ impl Plugin for Replicator {
             });
         }
         if !missing.is_empty() {
+            // No polling: the Namespace lookup triggers, so a namespace that appears later maps
+            // back to this source.
             wasmop_sdk::warn!("{}/{}: no namespace {}", own_namespace, s.name(), join(&missing));
-            // Namespaces are only looked up, not watched: look again later for the missing ones
-            // (they may just not have reached the host's cache yet).
-            desired = desired.requeue_after_seconds(MISSING_NAMESPACE_RETRY_SECONDS);
             if s.reason() == Reason::Change {
                 desired = desired.event(Event::warning(
                     "NamespaceNotFound",
@@ -130,6 +136,28 @@ impl Plugin for Replicator {
         }
         Ok(desired)
     }
+
+    /// A Namespace changed (created, changed, deleted): the sources whose annotation names it, in
+    /// every namespace, from the host's cache.
+    fn map(trigger: Trigger) -> Result<Vec<ObjectKey>, Error> {
+        let namespace = trigger.name();
+        let sources = wasmop_sdk::cache::list::<ConfigMap>(None, None)?;
+        Ok(sources
+            .into_iter()
+            .filter(|cm| {
+                let meta = &cm.metadata;
+                let own = meta.namespace.as_deref().unwrap_or_default();
+                meta.annotations
+                    .as_ref()
+                    .and_then(|a| a.get(REPLICATE_TO))
+                    .is_some_and(|list| wanted_namespaces(list, own).contains(namespace))
+            })
+            .filter_map(|cm| {
+                let name = cm.metadata.name?;
+                Some(ObjectKey::new(cm.metadata.namespace.as_deref(), &name))
+            })
+            .collect())
+    }
 }
 
 wasmop_sdk::export_plugin!(Replicator);
@@ -146,8 +174,9 @@ mod tests {
 
     #[test]
     fn metadata_is_valid() {
-        wasmop_sdk::testing::metadata::<super::Replicator>()
-            .validate()
-            .unwrap();
+        use wasmop_sdk::Plugin;
+        let m = super::Replicator::metadata();
+        m.validate().unwrap();
+        assert!(m.has_triggers());
     }
 }

@@ -1,6 +1,10 @@
-//! database-operator: runs a `Database` (example.com/v1, `crd.yaml` beside this crate) as a
-//! StatefulSet with a headless Service and a ConfigMap of connection details.
+//! database-operator: runs a `Database` (example.com/v1) as a StatefulSet with a headless Service
+//! and a ConfigMap of connection details.
 //!
+//! * The custom resource is declared here as Rust types ([`DatabaseSpec`], [`DatabaseStatus`]) with
+//!   kube's `CustomResource` derive; its CRD is generated from them, declared in `metadata.crds`
+//!   (`wasmop crd database-operator.wasm` prints it) and kept in `crd.yaml` beside this crate (a
+//!   test fails when the two drift; `WASMOP_BLESS=1` rewrites the file).
 //! * Children, named after the Database `<db>`: StatefulSet `<db>` (replicas, image, one
 //!   volumeClaimTemplate `data` of `spec.storage`), headless Service `<db>`, ConfigMap `<db>` with
 //!   the connection details (`host`, `port`, `primary`, `replicas`), and from the first time it is
@@ -12,10 +16,13 @@
 //!   error: the phase becomes `Failed` with a Warning event, and nothing is retried until the spec
 //!   changes. The running workload is left as it was: its children are re-derived from the live
 //!   StatefulSet (if any), so a typo does not tear the database down.
-//! * Finalizer: on deletion the backup ConfigMap is deleted explicitly, then `finalizer_done`.
+//! * Finalizer: every Database holds the plugin's finalizer (it needs cleanup); on deletion the
+//!   backup ConfigMap is deleted explicitly and the answer leaves the finalizer out, releasing it.
 
 use std::collections::BTreeMap;
 
+use kube::{CustomResource, CustomResourceExt};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use wasmop_sdk::k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use wasmop_sdk::k8s_openapi::api::core::v1::{
@@ -26,7 +33,6 @@ use wasmop_sdk::k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use wasmop_sdk::k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use wasmop_sdk::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use wasmop_sdk::prelude::*;
-use wasmop_sdk::serde_json::Value;
 
 /// The port the database listens on.
 const PORT: i32 = 5432;
@@ -34,38 +40,91 @@ const PORT: i32 = 5432;
 /// The operator.
 struct DatabaseOperator;
 
-/// The `Database` custom resource (only what the operator reads).
-#[derive(Deserialize)]
-struct Database {
-    #[serde(default)]
-    spec: DatabaseSpec,
+/// `Database.spec`: what to run. `replicas` deliberately has no minimum in the schema: the plugin
+/// validates the spec and reports an invalid one as phase `Failed` (a production CRD would also
+/// say `minimum: 1`). Schema descriptions are the `description` attributes, not these comments.
+#[derive(CustomResource, Deserialize, Serialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+// Several `printcolumn(..)`s repeat `type_ = "string"`: not a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
+#[kube(
+    group = "example.com",
+    version = "v1",
+    kind = "Database",
+    namespaced,
+    status = "DatabaseStatus",
+    shortname = "db",
+    doc = "A replicated database run as a StatefulSet.",
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Replicas", type_ = "integer", json_path = ".spec.replicas"),
+    printcolumn(name = "Image", type_ = "string", json_path = ".spec.image"),
+    printcolumn(name = "Storage", type_ = "string", json_path = ".spec.storage", priority = "1"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    crates(k8s_openapi = "::wasmop_sdk::k8s_openapi", serde_json = "::wasmop_sdk::serde_json")
+)]
+#[schemars(description = "The database to run.")]
+pub struct DatabaseSpec {
+    /// How many database pods to run (at least 1).
+    pub replicas: i64,
+    /// The container image of the database server.
+    pub image: String,
+    /// The size of each pod's data volume, a quantity such as 10Gi.
+    pub storage: String,
 }
 
-/// `Database.spec`. Fields default so that a bad spec reads and is reported as `Failed`.
-#[derive(Deserialize, Default, Clone, PartialEq, Debug)]
-#[serde(default)]
-struct DatabaseSpec {
-    replicas: i64,
-    image: String,
-    storage: String,
-}
-
-/// `Database.status`.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct DatabaseStatus {
-    phase: Phase,
+/// `Database.status`. Fields default, so that a status written by an older version still reads.
+#[derive(Deserialize, Serialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(default, rename_all = "camelCase")]
+#[schemars(description = "What the operator observed.")]
+pub struct DatabaseStatus {
+    /// Pending, Provisioning, Ready or Failed (invalid spec).
+    pub phase: Phase,
+    /// The metadata.generation the status reflects.
     #[serde(skip_serializing_if = "Option::is_none")]
-    observed_generation: Option<i64>,
-    conditions: Vec<Condition>,
+    pub observed_generation: Option<i64>,
+    /// SpecValid and Ready.
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
 }
 
-#[derive(Serialize, Clone, Copy, PartialEq, Eq, Debug)]
-enum Phase {
+/// `Database.status.phase`.
+#[derive(Deserialize, Serialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Phase {
+    /// The StatefulSet does not exist yet.
+    #[default]
     Pending,
+    /// Fewer ready replicas than `spec.replicas`.
     Provisioning,
+    /// Every replica is ready.
     Ready,
+    /// The spec is invalid.
     Failed,
+}
+
+/// The schema of `status.conditions`: `metav1.Condition`s, a list keyed by `type`.
+fn conditions_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "array",
+        "description": "SpecValid and Ready.",
+        "items": {
+            "type": "object",
+            "required": ["type", "status"],
+            "properties": {
+                "type": {"type": "string"},
+                "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
+                "reason": {"type": "string"},
+                "message": {"type": "string"},
+                "observedGeneration": {"type": "integer", "format": "int64"},
+                "lastTransitionTime": {"type": "string", "format": "date-time"}
+            }
+        },
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["type"]
+    })
+}
+
+/// The CRD of [`Database`], as declared in `metadata.crds` (JSON).
+fn crd_json() -> String {
+    wasmop_sdk::serde_json::to_string(&Database::crd()).expect("a CRD serialises")
 }
 
 impl DatabaseSpec {
@@ -261,13 +320,11 @@ fn backup_configmap(s: &Snapshot, existing: Option<ConfigMap>, spec: &DatabaseSp
     }
 }
 
-/// Deletion: remove the backup, then let the finalizer go. (The other children are pruned by the
-/// host and garbage-collected through their owner references anyway.)
+/// Deletion: remove the backup, and leave the finalizer out to let it go. (The other children are
+/// pruned by the host and garbage-collected through their owner references anyway.)
 fn clean_up(s: &Snapshot) -> Result<Desired, Error> {
     let backup = backup_name(s);
-    let mut desired = Desired::new()
-        .delete(ObjectRef::of::<ConfigMap>(s.namespace(), &backup))
-        .finalizer_done();
+    let mut desired = Desired::new().delete(ObjectRef::of::<ConfigMap>(s.namespace(), &backup));
     if s.child::<ConfigMap>(&backup)?.is_some() {
         desired = desired.event(Event::normal(
             "BackupDeleted",
@@ -279,15 +336,13 @@ fn clean_up(s: &Snapshot) -> Result<Desired, Error> {
 
 impl Plugin for DatabaseOperator {
     fn metadata() -> Metadata {
-        Metadata::new(
-            "database-operator",
-            env!("CARGO_PKG_VERSION"),
-            Gvk::new("example.com", "v1", "Database"),
-        )
-        .owns(Gvk::of::<StatefulSet>())
-        .owns(Gvk::of::<Service>())
-        .owns(Gvk::of::<ConfigMap>())
-        .finalizer(true)
+        use kube::Resource as _;
+        let kind = Gvk::new(Database::group(&()), Database::version(&()), Database::kind(&()));
+        Metadata::new("database-operator", env!("CARGO_PKG_VERSION"), kind)
+            .owns(Gvk::of::<StatefulSet>())
+            .owns(Gvk::of::<Service>())
+            .owns(Gvk::of::<ConfigMap>())
+            .crd(crd_json())
     }
 
     fn reconcile(s: Snapshot) -> Result<Desired, Error> {
@@ -296,10 +351,11 @@ impl Plugin for DatabaseOperator {
         }
         let db: Database = s.object_as()?;
         let generation = s.generation();
-        let previous_phase = s.object_json().pointer("/status/phase").and_then(Value::as_str);
+        let previous_phase = db.status.as_ref().map(|st| st.phase);
         let sts = s.child::<StatefulSet>(s.name())?;
         let backup = s.child::<ConfigMap>(&backup_name(&s))?;
-        let mut desired = Desired::new();
+        // Every live Database holds the finalizer: its deletion waits for the backup's cleanup.
+        let mut desired = Desired::new().finalizer();
 
         if let Some(problem) = db.spec.problem() {
             wasmop_sdk::warn!("{}: {problem}", s.name());
@@ -313,11 +369,8 @@ impl Plugin for DatabaseOperator {
                     desired = desired.apply(backup_configmap(&s, backup, &last));
                 }
             }
-            let observed = s
-                .object_json()
-                .pointer("/status/observedGeneration")
-                .and_then(Value::as_i64);
-            if previous_phase != Some("Failed") || observed != generation {
+            let observed = db.status.as_ref().and_then(|st| st.observed_generation);
+            if previous_phase != Some(Phase::Failed) || observed != generation {
                 desired = desired.event(Event::warning("InvalidSpec", problem.clone()));
             }
             let conditions = s.update_conditions([
@@ -377,7 +430,7 @@ impl Plugin for DatabaseOperator {
             }
             desired = desired.apply(backup_configmap(&s, backup, spec));
         }
-        if phase == Phase::Ready && previous_phase != Some("Ready") {
+        if phase == Phase::Ready && previous_phase != Some(Phase::Ready) {
             desired = desired.event(Event::normal(
                 "Provisioned",
                 format!("{} replicas ready", spec.replicas),
@@ -412,10 +465,33 @@ mod tests {
     }
 
     #[test]
-    fn metadata_is_valid() {
-        wasmop_sdk::testing::metadata::<DatabaseOperator>()
-            .validate()
-            .unwrap();
+    fn metadata_is_valid_and_declares_the_crd() {
+        let m = DatabaseOperator::metadata();
+        m.validate().unwrap();
+        assert_eq!(m.primary, Gvk::new("example.com", "v1", "Database"));
+        assert_eq!(m.crds, vec![crd_json()]);
+    }
+
+    /// `crd.yaml` is the CRD generated from the types (`WASMOP_BLESS=1` rewrites it).
+    #[test]
+    fn crd_yaml_is_the_generated_crd() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crd.yaml");
+        let generated = serde_yaml::to_string(&Database::crd()).unwrap();
+        if std::env::var_os("WASMOP_BLESS").is_some_and(|v| v == "1") {
+            let header = "# The Database custom resource reconciled by the database-operator plugin, generated from\n\
+                          # its Rust types (src/lib.rs; `wasmop crd database-operator.wasm` prints the same).\n\
+                          # Do not edit: `WASMOP_BLESS=1 cargo test` rewrites it.\n";
+            std::fs::write(path, format!("{header}{generated}")).unwrap();
+            return;
+        }
+        let on_disk: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let generated: serde_yaml::Value = serde_yaml::from_str(&generated).unwrap();
+        assert!(
+            on_disk == generated,
+            "crd.yaml differs from the CRD generated from the types; run WASMOP_BLESS=1 cargo test"
+        );
+        let declared: serde_yaml::Value = serde_yaml::from_str(&crd_json()).unwrap();
+        assert_eq!(declared, generated);
     }
 
     #[test]

@@ -34,8 +34,7 @@ mod tests {
 
     #[test]
     fn metadata_is_valid() {
-        wasmop_sdk::testing::metadata::<super::Hello>()
-            .validate()
-            .unwrap();
+        use wasmop_sdk::Plugin;
+        super::Hello::metadata().validate().unwrap();
     }
 }

@@ -64,8 +64,7 @@ mod tests {
 
     #[test]
     fn metadata_is_valid() {
-        wasmop_sdk::testing::metadata::<super::PdbGuard>()
-            .validate()
-            .unwrap();
+        use wasmop_sdk::Plugin;
+        super::PdbGuard::metadata().validate().unwrap();
     }
 }
