@@ -75,13 +75,21 @@ impl Plugin for Replicator {
             .filter_map(|c| c.metadata.namespace)
             .collect();
         if s.is_deleting() {
-            return Ok(stop_replicating(&current, "ReplicasDeleted", "deleting the copies in"));
+            return Ok(stop_replicating(
+                &current,
+                "ReplicasDeleted",
+                "deleting the copies in",
+            ));
         }
         if s.label(REPLICA_LABEL).is_some() {
             return Ok(Desired::new());
         }
         let Some(annotation) = s.annotation(REPLICATE_TO) else {
-            return Ok(stop_replicating(&current, "ReplicaRemoved", "removed the copies in"));
+            return Ok(stop_replicating(
+                &current,
+                "ReplicaRemoved",
+                "removed the copies in",
+            ));
         };
         let source: ConfigMap = s.object()?;
         let own_namespace = s.namespace().unwrap_or_default();
