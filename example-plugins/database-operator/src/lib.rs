@@ -57,9 +57,17 @@ struct DatabaseOperator;
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".spec.replicas"),
     printcolumn(name = "Image", type_ = "string", json_path = ".spec.image"),
-    printcolumn(name = "Storage", type_ = "string", json_path = ".spec.storage", priority = "1"),
+    printcolumn(
+        name = "Storage",
+        type_ = "string",
+        json_path = ".spec.storage",
+        priority = "1"
+    ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
-    crates(k8s_openapi = "::wasmop_sdk::k8s_openapi", serde_json = "::wasmop_sdk::serde_json")
+    crates(
+        k8s_openapi = "::wasmop_sdk::k8s_openapi",
+        serde_json = "::wasmop_sdk::serde_json"
+    )
 )]
 #[schemars(description = "The database to run.")]
 pub struct DatabaseSpec {
@@ -484,7 +492,8 @@ mod tests {
             std::fs::write(path, format!("{header}{generated}")).unwrap();
             return;
         }
-        let on_disk: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let on_disk: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let generated: serde_yaml::Value = serde_yaml::from_str(&generated).unwrap();
         assert!(
             on_disk == generated,
