@@ -1,7 +1,8 @@
 //! Golden tests of the example plugins as built components, through the real `wasmop test` binary:
 //! for every `example-plugins/<plugin>/tests/<case>.snapshot.yaml`, the desired state it prints
-//! must equal `<case>.expected.yaml` (compared as data, not text). With `WASMOP_BLESS=1` the
-//! expected files are rewritten instead. Also: `wasmop test` failing and `wasmop inspect`.
+//! must equal `<case>.expected.yaml`, and for every `<case>.trigger.yaml` (a `map` call), the keys
+//! it prints (compared as data, not text). With `WASMOP_BLESS=1` the expected files are rewritten
+//! instead. Also: `wasmop test` failing, `wasmop inspect` and `wasmop crd`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -18,7 +19,7 @@ fn wasmop(args: &[&std::ffi::OsStr]) -> Output {
         .expect("wasmop runs")
 }
 
-/// `(plugin, snapshot file)` for every fixture, sorted.
+/// `(plugin, snapshot or trigger file)` for every fixture, sorted.
 fn fixtures() -> Vec<(String, PathBuf)> {
     let mut out = Vec::new();
     let mut plugins: Vec<PathBuf> = std::fs::read_dir(example_plugins())
@@ -32,7 +33,10 @@ fn fixtures() -> Vec<(String, PathBuf)> {
         let mut snapshots: Vec<PathBuf> = std::fs::read_dir(dir.join("tests"))
             .unwrap()
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.to_string_lossy().ends_with(".snapshot.yaml"))
+            .filter(|p| {
+                let p = p.to_string_lossy();
+                p.ends_with(".snapshot.yaml") || p.ends_with(".trigger.yaml")
+            })
             .collect();
         snapshots.sort();
         out.extend(snapshots.into_iter().map(|s| (name.clone(), s)));
@@ -40,17 +44,21 @@ fn fixtures() -> Vec<(String, PathBuf)> {
     out
 }
 
-/// Runs one fixture; `Err` describes a mismatch or a failure.
-fn check_case(plugin: &str, snapshot: &Path, bless: bool) -> Result<(), String> {
-    let file = snapshot.file_name().unwrap().to_string_lossy();
-    let case = file.trim_end_matches(".snapshot.yaml");
-    let expected_path = snapshot.with_file_name(format!("{case}.expected.yaml"));
+/// Runs one fixture (a reconcile, or a `map` call for a `.trigger.yaml`); `Err` describes a
+/// mismatch or a failure.
+fn check_case(plugin: &str, input: &Path, bless: bool) -> Result<(), String> {
+    let file = input.file_name().unwrap().to_string_lossy();
+    let (case, flag) = match file.strip_suffix(".trigger.yaml") {
+        Some(case) => (case, "--trigger"),
+        None => (file.trim_end_matches(".snapshot.yaml"), "--snapshot"),
+    };
+    let expected_path = input.with_file_name(format!("{case}.expected.yaml"));
     let wasm = wasmop_example_plugins::plugin_path(plugin);
     let out = wasmop(&[
         "test".as_ref(),
         wasm.as_os_str(),
-        "--snapshot".as_ref(),
-        snapshot.as_os_str(),
+        flag.as_ref(),
+        input.as_os_str(),
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
@@ -88,6 +96,12 @@ fn example_plugins_answer_their_golden_files() {
     let bless = std::env::var_os("WASMOP_BLESS").is_some_and(|v| v == "1");
     let fixtures = fixtures();
     assert!(!fixtures.is_empty(), "no example-plugins/*/tests/*.snapshot.yaml");
+    assert!(
+        fixtures
+            .iter()
+            .any(|(_, f)| f.to_string_lossy().ends_with(".trigger.yaml")),
+        "no map fixture"
+    );
     // Each case is one `wasmop test` process (compiling its plugin): run a few at once.
     let next = std::sync::atomic::AtomicUsize::new(0);
     let failures = std::sync::Mutex::new(Vec::new());
@@ -95,10 +109,10 @@ fn example_plugins_answer_their_golden_files() {
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| {
-                while let Some((plugin, snapshot)) =
+                while let Some((plugin, input)) =
                     fixtures.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
                 {
-                    if let Err(e) = check_case(plugin, snapshot, bless) {
+                    if let Err(e) = check_case(plugin, input, bless) {
                         failures.lock().unwrap().push(e);
                     }
                 }
@@ -180,7 +194,9 @@ fn inspect_prints_metadata_and_rbac_rules() {
     let doc: serde_yaml::Value = serde_yaml::from_slice(&out.stdout).expect("YAML");
     assert_eq!(doc["metadata"]["name"].as_str(), Some("hello"));
     assert_eq!(doc["metadata"]["primary"]["kind"].as_str(), Some("ConfigMap"));
+    assert_eq!(doc["contractVersion"].as_str(), Some("0.2.0"));
     assert_eq!(doc["fieldManager"].as_str(), Some("wasmop/hello"));
+    assert_eq!(doc["finalizerName"].as_str(), Some("wasmop.io/hello"));
     let rules = doc["rbacRules"].as_sequence().expect("rbacRules");
     assert!(
         rules.iter().any(|r| r["kinds"][0].as_str() == Some("ConfigMap")
@@ -190,5 +206,45 @@ fn inspect_prints_metadata_and_rbac_rules() {
                 .iter()
                 .any(|v| v.as_str() == Some("watch"))),
         "{rules:?}"
+    );
+}
+
+#[test]
+fn inspect_tells_a_0_1_plugin_by_its_contract_version() {
+    let old =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/configmap-replicator-0.1.0.wasm");
+    let out = wasmop(&["inspect".as_ref(), old.as_os_str()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_yaml::Value = serde_yaml::from_slice(&out.stdout).expect("YAML");
+    assert_eq!(doc["contractVersion"].as_str(), Some("0.1.0"));
+    assert_eq!(
+        doc["finalizerName"].as_str(),
+        Some("wasmop.io/configmap-replicator")
+    );
+}
+
+#[test]
+fn crd_prints_the_declared_crds_and_names_a_plugin_without_any() {
+    let db = wasmop_example_plugins::plugin_path("database-operator");
+    let out = wasmop(&["crd".as_ref(), db.as_os_str()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("---\n"), "{stdout}");
+    let printed: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&stdout)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    let crd_yaml = example_plugins().join("database-operator/crd.yaml");
+    let on_disk: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(crd_yaml).unwrap()).unwrap();
+    assert_eq!(printed, vec![on_disk], "wasmop crd prints crd.yaml");
+
+    let hello = wasmop_example_plugins::plugin_path("hello");
+    let out = wasmop(&["crd".as_ref(), db.as_os_str(), hello.as_os_str()]);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "nothing printed on error");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{}: the plugin hello declares no CRDs", hello.display())),
+        "{stderr}"
     );
 }

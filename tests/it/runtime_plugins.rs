@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use wasmop_contract::{CacheReader, EmptyCache, EventType, Gvk, ReconcileFailure, Reconciler, Snapshot};
+use wasmop_contract::{
+    CacheReader, EmptyCache, EventType, Gvk, ObjectKey, ReconcileFailure, Reconciler, Snapshot,
+    SnapshotCache, Trigger,
+};
 use wasmop_example_plugins::plugin_path;
 use wasmop_runtime::{LoadError, Plugin, PluginLimits, Runtime};
 
@@ -168,6 +171,42 @@ async fn reconciles_run_concurrently_in_separate_instances() {
     }
 }
 
+/// A 0.2 plugin's `map`, through the engine's trait object: the replicator names the sources (read
+/// from the cache) whose annotation lists the namespace that changed; its reconcile asks for the
+/// finalizer on annotated ConfigMaps only.
+#[tokio::test]
+async fn a_0_2_plugin_maps_triggers_and_asks_for_its_finalizer_per_object() {
+    let replicator = load("configmap-replicator", PluginLimits::default());
+    assert_eq!(replicator.contract_version(), "0.2.0");
+    assert!(replicator.metadata().has_triggers());
+    let source = json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "settings", "namespace": "demo",
+                     "annotations": {"wasmop.io/replicate-to": "ns-a"}},
+    });
+    let plain =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "plain", "namespace": "demo"}});
+    let cache: Arc<dyn CacheReader> = Arc::new(SnapshotCache::from_objects([source.clone(), plain.clone()]));
+    let plugin: Arc<dyn Reconciler> = Arc::new(replicator.clone());
+    let namespace = |name: &str| Trigger {
+        lookup: 0,
+        object: json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
+        deleted: false,
+    };
+    let keys = plugin.map(namespace("ns-a"), cache.clone()).await.unwrap();
+    assert_eq!(keys, vec![ObjectKey::new(Some("demo"), "settings")]);
+    let keys = plugin.map(namespace("ns-b"), cache.clone()).await.unwrap();
+    assert!(keys.is_empty());
+
+    let snapshot =
+        |object: serde_json::Value| Snapshot::new(object).with_reason(wasmop_contract::Reason::Trigger);
+    let desired = replicator.reconcile(&snapshot(source), empty()).await.unwrap();
+    assert!(desired.finalizer);
+    let desired = replicator.reconcile(&snapshot(plain), empty()).await.unwrap();
+    assert!(!desired.finalizer);
+    assert_eq!(desired, wasmop_contract::Desired::new());
+}
+
 fn load_err(path: &Path) -> LoadError {
     Runtime::shared()
         .unwrap()
@@ -213,7 +252,7 @@ fn files_that_are_not_plugins_are_refused_naming_the_file() {
     assert!(matches!(err, LoadError::WrongWorld { .. }), "{err}");
     assert!(
         err.to_string().starts_with(&format!(
-            "{}: not a wasmop:reconciler@0.1.0 plugin",
+            "{}: not a wasmop:reconciler@0.2.0 or @0.1.0 plugin",
             other.display()
         )),
         "{err}"

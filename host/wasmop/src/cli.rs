@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-pub use crate::offline::{InspectArgs, PluginLimitsArgs, TestArgs};
+pub use crate::offline::{CrdArgs, InspectArgs, PluginLimitsArgs, TestArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,8 +35,10 @@ pub enum Command {
     Apiserver(ApiServerArgs),
     /// Run one reconcile of a plugin offline on a snapshot file; print the desired state as YAML.
     Test(TestArgs),
-    /// Print a plugin's metadata and the RBAC rules it needs, as YAML.
+    /// Print a plugin's contract version, metadata and the RBAC rules it needs, as YAML.
     Inspect(InspectArgs),
+    /// Print the CustomResourceDefinitions plugins declare, as one YAML stream.
+    Crd(CrdArgs),
 }
 
 /// Logging.

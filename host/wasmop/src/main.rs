@@ -29,6 +29,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Apiserver(args) => apiserver(args).await,
         Command::Test(args) => offline::test(args).await,
         Command::Inspect(args) => offline::inspect(args).await,
+        Command::Crd(args) => offline::crd(args).await,
     }
 }
 

@@ -1,6 +1,8 @@
 //! Offline commands for plugin authors: `wasmop test` runs one reconcile of a plugin on a snapshot
-//! read from a file and prints the desired state (for golden tests); `wasmop inspect` prints what a
-//! plugin declares and the RBAC rules the host needs to run it. Neither talks to a cluster.
+//! read from a file and prints the desired state, or one `map` call on a trigger file and prints the
+//! keys (for golden tests); `wasmop inspect` prints what a plugin declares, the contract version it
+//! implements and the RBAC rules the host needs to run it; `wasmop crd` prints the CRDs plugins
+//! declare. None talks to a cluster.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,9 +11,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
-use serde_json::Value;
-use wasmop_apimachinery::selector::LabelSelector;
-use wasmop_contract::{CacheReader, Gvk, Metadata, PolicyRule, Snapshot};
+use serde::de::DeserializeOwned;
+use wasmop_contract::{MapFixture, Metadata, PolicyRule, Snapshot, SnapshotCache};
 use wasmop_runtime::{Plugin, PluginLimits, Runtime, RuntimeConfig};
 
 /// Limits on every call of a plugin (shared by the commands that run plugins).
@@ -43,8 +44,13 @@ pub struct TestArgs {
     /// The snapshot to reconcile, in YAML (or JSON): `object`, and optionally `children`,
     /// `lookups`, `reason` (default `change`), `attempt` and `config`. The cache the plugin reads
     /// holds exactly the snapshot's objects.
-    #[arg(long, env = "WASMOP_TEST_SNAPSHOT")]
-    pub snapshot: PathBuf,
+    #[arg(long, env = "WASMOP_TEST_SNAPSHOT", required_unless_present = "trigger")]
+    pub snapshot: Option<PathBuf>,
+    /// Instead of a reconcile, one `map` call on this trigger, in YAML (or JSON): `lookup` (the
+    /// index of a triggering lookup), `object`, optionally `deleted`, and `cache`, the objects the
+    /// plugin's cache holds. Prints the keys of the objects to reconcile.
+    #[arg(long, env = "WASMOP_TEST_TRIGGER", conflicts_with = "snapshot")]
+    pub trigger: Option<PathBuf>,
     #[command(flatten)]
     pub limits: PluginLimitsArgs,
 }
@@ -57,16 +63,38 @@ pub struct InspectArgs {
     pub plugin: PathBuf,
 }
 
-/// Runs one reconcile and prints the desired state as YAML on stdout; a failed reconcile is an
-/// error (non-zero exit, the failure on stderr).
+/// `wasmop crd`.
+#[derive(Debug, Clone, Args)]
+pub struct CrdArgs {
+    /// The plugins: `.wasm` components of the wasmop:reconciler world (with the variable,
+    /// comma-separated).
+    #[arg(env = "WASMOP_CRD_PLUGINS", required = true, num_args = 1.., value_delimiter = ',')]
+    pub plugins: Vec<PathBuf>,
+}
+
+/// Runs one reconcile (or one `map` call) and prints the desired state (or the keys) as YAML on
+/// stdout; a failed call is an error (non-zero exit, the failure on stderr).
 pub async fn test(args: TestArgs) -> anyhow::Result<()> {
-    let snapshot = read_snapshot(&args.snapshot)?;
-    let plugin = load(&args.plugin, args.limits.limits()).await?;
+    let plugin = load(&runtime()?, &args.plugin, args.limits.limits()).await?;
+    if let Some(path) = &args.trigger {
+        let fixture: MapFixture = read_yaml(path, "trigger")?;
+        let keys = plugin
+            .map(&fixture.trigger, Arc::new(fixture.cache()))
+            .await
+            .with_context(|| format!("mapping {}", path.display()))?;
+        print!("{}", serde_yaml::to_string(&keys)?);
+        return Ok(());
+    }
+    let path = args
+        .snapshot
+        .as_deref()
+        .context("--snapshot or --trigger is required")?;
+    let snapshot: Snapshot = read_yaml(path, "snapshot")?;
     let cache = Arc::new(SnapshotCache::new(&snapshot));
     let desired = plugin
         .reconcile(&snapshot, cache)
         .await
-        .with_context(|| format!("reconciling {}", args.snapshot.display()))?;
+        .with_context(|| format!("reconciling {}", path.display()))?;
     print!("{}", serde_yaml::to_string(&desired)?);
     Ok(())
 }
@@ -75,113 +103,83 @@ pub async fn test(args: TestArgs) -> anyhow::Result<()> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Inspection<'a> {
+    /// `0.2.0`, or `0.1.0` for a plugin built against the first contract.
+    contract_version: &'static str,
     metadata: &'a Metadata,
     field_manager: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    finalizer_name: Option<String>,
+    /// The finalizer put on objects whose desired state asks for one.
+    finalizer_name: String,
     rbac_rules: Vec<PolicyRule>,
 }
 
-/// Prints a plugin's metadata and the RBAC rules it implies as YAML.
+/// Prints a plugin's contract version, metadata, names and the RBAC rules it implies as YAML.
 pub async fn inspect(args: InspectArgs) -> anyhow::Result<()> {
-    let plugin = load(&args.plugin, PluginLimits::default()).await?;
+    let plugin = load(&runtime()?, &args.plugin, PluginLimits::default()).await?;
     let m = plugin.metadata();
     let out = Inspection {
+        contract_version: plugin.contract_version(),
         metadata: m,
         field_manager: m.field_manager(),
-        finalizer_name: m.finalizer.then(|| m.finalizer_name()),
+        finalizer_name: m.finalizer_name(),
         rbac_rules: m.rbac_rules(),
     };
     print!("{}", serde_yaml::to_string(&out)?);
     Ok(())
 }
 
-async fn load(path: &Path, limits: PluginLimits) -> anyhow::Result<Plugin> {
-    let path = path.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        // One plugin at a time: a small pool is enough and reserves less address space.
-        let runtime = Runtime::new(RuntimeConfig {
-            max_instances: 4,
-            ..RuntimeConfig::default()
-        })?;
-        anyhow::Ok(runtime.load(&path, limits)?)
-    })
-    .await?
+/// Prints the CRDs the plugins declare (`metadata.crds`) as one YAML stream, each document after a
+/// `---`. A plugin that declares none, or a CRD that is not YAML, is an error naming the file.
+pub async fn crd(args: CrdArgs) -> anyhow::Result<()> {
+    let runtime = runtime()?;
+    let mut out = String::new();
+    for path in &args.plugins {
+        let plugin = load(&runtime, path, PluginLimits::default()).await?;
+        out.push_str(&crd_stream(path, plugin.metadata())?);
+    }
+    print!("{out}");
+    Ok(())
 }
 
-fn read_snapshot(path: &Path) -> anyhow::Result<Snapshot> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading the snapshot {}", path.display()))?;
-    serde_yaml::from_str(&text).with_context(|| format!("parsing the snapshot {}", path.display()))
-}
-
-/// A cache holding the snapshot's objects (the primary object, its children and the lookups'
-/// results), as the host's cache would.
-#[derive(Debug, Default)]
-pub struct SnapshotCache {
-    objects: Vec<Value>,
-}
-
-impl SnapshotCache {
-    pub fn new(snapshot: &Snapshot) -> SnapshotCache {
-        let mut objects: Vec<Value> = Vec::new();
-        let all = std::iter::once(&snapshot.object)
-            .chain(&snapshot.children)
-            .chain(snapshot.lookups.iter().flat_map(|l| &l.objects));
-        let same = |a: &Value, b: &Value| {
-            kind_of(a) == kind_of(b) && namespace(a) == namespace(b) && name(a) == name(b)
-        };
-        for o in all {
-            if !objects.iter().any(|v| same(v, o)) {
-                objects.push(o.clone());
-            }
+/// One plugin's CRDs as YAML documents, each after a `---`.
+fn crd_stream(path: &Path, metadata: &Metadata) -> anyhow::Result<String> {
+    let file = path.display();
+    if metadata.crds.is_empty() {
+        anyhow::bail!(
+            "{file}: the plugin {} declares no CRDs (metadata.crds is empty)",
+            metadata.name
+        );
+    }
+    let mut out = String::new();
+    for (i, text) in metadata.crds.iter().enumerate() {
+        let doc: serde_yaml::Value = serde_yaml::from_str(text)
+            .with_context(|| format!("{file}: metadata.crds[{i}] is not a YAML or JSON document"))?;
+        if doc.get("kind").and_then(serde_yaml::Value::as_str) != Some("CustomResourceDefinition") {
+            anyhow::bail!("{file}: metadata.crds[{i}] is not a CustomResourceDefinition");
         }
-        SnapshotCache { objects }
+        out.push_str("---\n");
+        out.push_str(&serde_yaml::to_string(&doc)?);
     }
+    Ok(out)
 }
 
-fn kind_of(o: &Value) -> Gvk {
-    let api_version = o["apiVersion"].as_str().unwrap_or_default();
-    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-    Gvk::new(group, version, o["kind"].as_str().unwrap_or_default())
+/// A runtime for the offline commands: one plugin at a time, so a small pool is enough and
+/// reserves less address space.
+fn runtime() -> anyhow::Result<Runtime> {
+    Ok(Runtime::new(RuntimeConfig {
+        max_instances: 4,
+        ..RuntimeConfig::default()
+    })?)
 }
 
-fn is(o: &Value, kind: &Gvk) -> bool {
-    o["apiVersion"].as_str() == Some(kind.api_version().as_str())
-        && o["kind"].as_str() == Some(kind.kind.as_str())
+async fn load(runtime: &Runtime, path: &Path, limits: PluginLimits) -> anyhow::Result<Plugin> {
+    let (runtime, path) = (runtime.clone(), path.to_path_buf());
+    tokio::task::spawn_blocking(move || anyhow::Ok(runtime.load(&path, limits)?)).await?
 }
 
-fn namespace(o: &Value) -> Option<&str> {
-    o["metadata"]["namespace"].as_str().filter(|s| !s.is_empty())
-}
-
-fn name(o: &Value) -> Option<&str> {
-    o["metadata"]["name"].as_str()
-}
-
-impl CacheReader for SnapshotCache {
-    fn get(&self, kind: &Gvk, ns: Option<&str>, n: &str) -> Option<Value> {
-        self.objects
-            .iter()
-            .find(|o| is(o, kind) && namespace(o) == ns && name(o) == Some(n))
-            .cloned()
-    }
-
-    fn list(&self, kind: &Gvk, ns: Option<&str>, label_selector: Option<&str>) -> Vec<Value> {
-        let selector = match label_selector.map(LabelSelector::parse).transpose() {
-            Ok(s) => s.unwrap_or_else(LabelSelector::everything),
-            Err(e) => {
-                tracing::warn!("invalid label selector {label_selector:?}: {e}");
-                return Vec::new();
-            }
-        };
-        self.objects
-            .iter()
-            .filter(|o| is(o, kind) && (ns.is_none() || namespace(o) == ns))
-            .filter(|o| selector.matches(o["metadata"]["labels"].as_object()))
-            .cloned()
-            .collect()
-    }
+fn read_yaml<T: DeserializeOwned>(path: &Path, what: &str) -> anyhow::Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading the {what} {}", path.display()))?;
+    serde_yaml::from_str(&text).with_context(|| format!("parsing the {what} {}", path.display()))
 }
 
 /// `500ms`, `2s`, `1.5s`, `1m`, or a number of seconds.
@@ -227,7 +225,6 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn durations_and_sizes_parse() {
@@ -247,37 +244,29 @@ mod tests {
     }
 
     #[test]
-    fn the_snapshot_cache_answers_from_the_snapshot() {
-        let snapshot: Snapshot = serde_yaml::from_str(
-            r#"
-object: {apiVersion: example.com/v1, kind: Widget, metadata: {name: w, namespace: demo}}
-children:
-  - {apiVersion: v1, kind: ConfigMap, metadata: {name: w-config, namespace: demo, labels: {app: w}}}
-  - {apiVersion: v1, kind: ConfigMap, metadata: {name: other, namespace: demo}}
-lookups:
-  - lookup: {kind: {group: "", version: v1, kind: Secret}}
-    objects:
-      - {apiVersion: v1, kind: Secret, metadata: {name: s, namespace: prod}}
-reason: change
-"#,
-        )
-        .unwrap();
-        let cache = SnapshotCache::new(&snapshot);
-        let cm = Gvk::new("", "v1", "ConfigMap");
+    fn crds_print_as_a_yaml_stream_and_errors_name_the_file() {
+        use wasmop_contract::Gvk;
+        let path = Path::new("plugins/db.wasm");
+        let m = Metadata::new("db", "1.0.0", Gvk::new("example.com", "v1", "Database"));
+        let err = crd_stream(path, &m).unwrap_err().to_string();
         assert_eq!(
-            cache.get(&cm, Some("demo"), "w-config").unwrap()["metadata"]["labels"],
-            json!({"app": "w"})
+            err,
+            "plugins/db.wasm: the plugin db declares no CRDs (metadata.crds is empty)"
         );
-        assert!(cache.get(&cm, None, "w-config").is_none());
+        let m = m
+            .crd(r#"{"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "a.example.com"}}"#)
+            .crd("apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: b.example.com}\n");
+        let out = crd_stream(path, &m).unwrap();
+        assert_eq!(out.matches("---\n").count(), 2, "{out}");
         assert!(
-            cache
-                .get(&Gvk::new("example.com", "v1", "Widget"), Some("demo"), "w")
-                .is_some()
+            out.starts_with("---\napiVersion: apiextensions.k8s.io/v1\n"),
+            "{out}"
         );
-        assert_eq!(cache.list(&cm, Some("demo"), None).len(), 2);
-        assert_eq!(cache.list(&cm, None, Some("app=w")).len(), 1);
-        assert_eq!(cache.list(&cm, Some("prod"), None).len(), 0);
-        assert_eq!(cache.list(&Gvk::new("", "v1", "Secret"), None, None).len(), 1);
-        assert!(cache.list(&cm, None, Some("app in (")).is_empty());
+        assert!(out.contains("name: b.example.com"), "{out}");
+        let bad = Metadata::new("db", "1.0.0", Gvk::new("", "v1", "ConfigMap")).crd("kind: ConfigMap");
+        assert_eq!(
+            crd_stream(path, &bad).unwrap_err().to_string(),
+            "plugins/db.wasm: metadata.crds[0] is not a CustomResourceDefinition"
+        );
     }
 }
