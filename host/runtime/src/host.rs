@@ -1,7 +1,7 @@
-//! What a plugin's store holds, and the host side of its imports: the cache and log interfaces
-//! (one implementation for both contract versions),
-//! WASI p2 with nothing granted (no files, environment, arguments, network or real clocks; guest
-//! stdout/stderr go to `tracing`), and the memory limiter.
+//! What a plugin's store holds, and the host side of its imports: the cache and log interfaces (one
+//! implementation for both contract versions), WASI p2 with nothing granted (no files,
+//! environment, arguments, network or real clocks; guest stdout/stderr go to `tracing`), and the
+//! memory limiter.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
