@@ -57,7 +57,7 @@ pub async fn render(engine: &Engine, status: &[PluginStatus]) -> String {
     registry.register("running_reconciles", "Reconciles in flight", running);
     registry.register(
         "plugin_up",
-        "Whether the plugin is running (1) or failed to load (0)",
+        "Whether the plugin is running (1), or starting or failed to load (0)",
         up,
     );
     let mut out = String::new();

@@ -1,15 +1,17 @@
 //! The plugin lifecycle: a file found in the directory is compiled and checked off the reconcile path;
-//! only a valid component starts, or replaces the running version of, its plugin. A broken file is
-//! reported (logs and status) and the previous version keeps running. A removed file stops its plugin
-//! after in-flight work drains; its children stay, and objects still carrying its finalizer are
-//! reported.
+//! only a valid component starts, or replaces the running version of, its plugin
+//! ([`Engine::upsert_plugin`] decides between swapping the code in place and restarting). A broken
+//! file is reported (logs and status) and the previous version keeps running. A started plugin is
+//! `starting` until the engine serves it (its kinds served, its caches synced), then `running`. A
+//! removed file stops its plugin after in-flight work drains; its children stay, and objects still
+//! carrying its finalizer are reported.
 //!
 //! ```text
 //!              file added / changed
-//!   (absent) ─────────────────────────> loading ──ok──> running ──file changed──> loading
-//!      ^                                   │               │                         │
-//!      │                                   └─error─> failed (previous version,       │
-//!      │                                             if any, keeps running) <─error──┘
+//!   (absent) ─────────────────────────> loading ──ok──> starting ──> running ──file changed──> loading
+//!      ^                                   │                                                      │
+//!      │                                   └─error─> failed (previous version,                    │
+//!      │                                             if any, keeps running) <─error───────────────┘
 //!      └────────────── file removed: drain in-flight reconciles, stop ──────────────┘
 //! ```
 
@@ -20,8 +22,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::Mutex;
-use wasmop_contract::{Metadata, Reconciler};
-use wasmop_engine::{Engine, PluginSettings};
+use wasmop_contract::Metadata;
+use wasmop_engine::{Engine, PluginSettings, PluginState};
 use wasmop_runtime::{PluginLimits, Runtime};
 
 use super::dir::{self, Found};
@@ -35,6 +37,9 @@ pub struct PluginStatus {
     /// sha256 of the running component (first 12 hex digits).
     pub hash: Option<String>,
     pub state: State,
+    /// Why a plugin is `starting` (a kind not served yet, a cache not synced yet).
+    #[serde(default)]
+    pub reason: Option<String>,
     pub last_error: Option<String>,
     /// Whether the running version was loaded from the compile cache (no compilation).
     #[serde(default)]
@@ -44,13 +49,35 @@ pub struct PluginStatus {
 #[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
+    /// Loaded and handed to the engine, which does not reconcile with it yet (see `reason`).
+    Starting,
+    /// Reconciling.
     Running,
+    /// Not running: the file could not be loaded (see `last_error`).
     Failed,
 }
 
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Starting => "starting",
+            State::Running => "running",
+            State::Failed => "failed",
+        }
+    }
+}
+
+/// The version of a file the engine runs.
 struct Running {
     meta: Metadata,
-    settings_key: String,
+    /// Logs the plugin's way from `starting` to `running`; ends with this version.
+    reporter: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.reporter.abort();
+    }
 }
 
 struct Entry {
@@ -70,12 +97,35 @@ pub struct PluginManager {
     entries: Mutex<BTreeMap<String, Entry>>,
 }
 
-/// The parts of the metadata that decide watches and permissions: when they change, the plugin is
-/// restarted rather than swapped in place.
-fn shape(m: &Metadata) -> String {
-    let mut m = m.clone();
-    m.version.clear();
-    serde_json::to_string(&m).unwrap_or_default()
+impl std::fmt::Debug for PluginManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginManager")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Logs where a plugin is in its start-up whenever that changes, until it runs (or is gone).
+async fn report_start(engine: Arc<Engine>, name: String, version: String) {
+    let mut state = engine.plugin_state(&name).await;
+    let mut last = None;
+    loop {
+        match state {
+            None => return,
+            Some(PluginState::Running) => {
+                tracing::info!(plugin = %name, version = %version, "plugin running");
+                return;
+            }
+            Some(PluginState::Starting { reason }) => {
+                if last.as_ref() != Some(&reason) {
+                    tracing::info!(plugin = %name, version = %version, reason = %reason, "plugin starting");
+                    last = Some(reason);
+                }
+            }
+        }
+        // Returns as soon as the plugin runs; otherwise its state after a while.
+        state = engine.wait_running(&name, Duration::from_secs(1)).await;
+    }
 }
 
 impl PluginManager {
@@ -94,14 +144,23 @@ impl PluginManager {
         &self.engine
     }
 
-    /// The status of every plugin file.
+    /// The status of every plugin file; the state of a running one as the engine has it now.
     pub async fn status(&self) -> Vec<PluginStatus> {
-        self.entries
-            .lock()
-            .await
-            .values()
-            .map(|e| e.status.clone())
-            .collect()
+        let entries = self.entries.lock().await;
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in entries.values() {
+            let mut status = entry.status.clone();
+            (status.state, status.reason) = match &entry.running {
+                None => (State::Failed, None),
+                Some(running) => match self.engine.plugin_state(&running.meta.name).await {
+                    Some(PluginState::Running) => (State::Running, None),
+                    Some(PluginState::Starting { reason }) => (State::Starting, Some(reason)),
+                    None => (State::Failed, Some("the engine does not run it".into())),
+                },
+            };
+            out.push(status);
+        }
+        out
     }
 
     /// Brings the running plugins in line with the directory; returns whether anything changed.
@@ -158,6 +217,7 @@ impl PluginManager {
                 version: None,
                 hash: None,
                 state: State::Failed,
+                reason: None,
                 last_error: None,
                 from_cache: false,
             },
@@ -195,12 +255,12 @@ impl PluginManager {
         };
         let from_cache = self.runtime.cache_stats().map(|(hits, _)| hits) > hits_before;
         let meta = plugin.metadata().clone();
+        // The limits travel with the plugin itself: a change of limits alone swaps the code in place.
         let plugin_settings = PluginSettings {
             config: settings.config_json(),
             max_concurrent_reconciles: settings.max_concurrent_reconciles,
             resync: settings.resync_seconds.map(Duration::from_secs),
         };
-        let settings_key = format!("{:?}{:?}", plugin_settings, limits);
         let mut entries = self.entries.lock().await;
         if let Some((other, _)) = entries.iter().find(|(stem, e)| {
             **stem != found.stem && e.running.as_ref().is_some_and(|r| r.meta.name == meta.name)
@@ -210,32 +270,36 @@ impl PluginManager {
             return self.fail(&found, msg).await;
         }
         let previous = entries.get_mut(&found.stem).and_then(|e| e.running.take());
-        let plugin: Arc<dyn Reconciler> = Arc::new(plugin);
-        let result = match &previous {
-            Some(old)
-                if old.meta.name == meta.name
-                    && shape(&old.meta) == shape(&meta)
-                    && old.settings_key == settings_key =>
-            {
-                self.engine.replace_plugin(plugin).await
-            }
-            Some(old) => {
-                let _ = self.engine.remove_plugin(&old.meta.name).await;
-                self.engine.add_plugin(plugin, plugin_settings).await
-            }
-            None => self.engine.add_plugin(plugin, plugin_settings).await,
-        };
-        if let Err(e) = result {
-            if let (Some(old), Some(entry)) = (previous, entries.get_mut(&found.stem)) {
-                entry.running = Some(old);
-            }
-            drop(entries);
-            return self.fail(&found, e.to_string()).await;
+        // The file now holds a plugin of another name: the old one stops first.
+        if let Some(old) = &previous
+            && old.meta.name != meta.name
+        {
+            let _ = self.engine.remove_plugin(&old.meta.name).await;
         }
+        let upserted = match self.engine.upsert_plugin(Arc::new(plugin), plugin_settings).await {
+            Ok(u) => u,
+            Err(e) => {
+                // Whatever of the previous version still runs stays in the table.
+                if let Some(old) = previous
+                    && self.engine.plugin_state(&old.meta.name).await.is_some()
+                    && let Some(entry) = entries.get_mut(&found.stem)
+                {
+                    entry.running = Some(old);
+                }
+                drop(entries);
+                return self.fail(&found, e.to_string()).await;
+            }
+        };
         tracing::info!(
             plugin = %meta.name, version = %meta.version, file = %found.wasm.display(), hash = %&found.hash[..12],
-            swapped = previous.is_some(), "plugin running"
+            how = ?upserted, from_cache, "plugin loaded"
         );
+        drop(previous);
+        let reporter = tokio::spawn(report_start(
+            self.engine.clone(),
+            meta.name.clone(),
+            meta.version.clone(),
+        ));
         entries.insert(
             found.stem.clone(),
             Entry {
@@ -244,12 +308,13 @@ impl PluginManager {
                     name: Some(meta.name.clone()),
                     version: Some(meta.version.clone()),
                     hash: Some(found.hash[..12].to_string()),
-                    state: State::Running,
+                    state: State::Starting,
+                    reason: None,
                     last_error: None,
                     from_cache,
                 },
                 fingerprint: found.fingerprint(),
-                running: Some(Running { meta, settings_key }),
+                running: Some(Running { meta, reporter }),
             },
         );
     }
@@ -260,17 +325,18 @@ impl PluginManager {
         };
         let Some(running) = entry.running else { return };
         let name = running.meta.name.clone();
-        if running.meta.finalizer {
-            let held = self
-                .engine
-                .objects_with_finalizer(&running.meta.primary, &running.meta.finalizer_name());
-            if !held.is_empty() {
-                tracing::warn!(
-                    plugin = %name, finalizer = %running.meta.finalizer_name(), objects = ?held,
-                    "plugin removed while objects carry its finalizer: they stay until it is restored or the finalizer is removed by hand"
-                );
-            }
+        // Finalizers are requested per object: any object of the primary kind may carry one.
+        let finalizer = running.meta.finalizer_name();
+        let held = self
+            .engine
+            .objects_with_finalizer(&running.meta.primary, &finalizer);
+        if !held.is_empty() {
+            tracing::warn!(
+                plugin = %name, finalizer = %finalizer, objects = ?held,
+                "plugin removed while objects carry its finalizer: they stay until it is restored or the finalizer is removed by hand"
+            );
         }
+        drop(running);
         let _ = self.engine.remove_plugin(&name).await;
         tracing::info!(plugin = %name, file = %entry.status.file, "plugin stopped (its children stay)");
     }
@@ -279,7 +345,8 @@ impl PluginManager {
         for s in self.status().await {
             tracing::info!(
                 file = %s.file, name = s.name.as_deref().unwrap_or("-"), version = s.version.as_deref().unwrap_or("-"),
-                hash = s.hash.as_deref().unwrap_or("-"), state = ?s.state, last_error = s.last_error.as_deref().unwrap_or("-"),
+                hash = s.hash.as_deref().unwrap_or("-"), state = s.state.as_str(), reason = s.reason.as_deref().unwrap_or("-"),
+                last_error = s.last_error.as_deref().unwrap_or("-"),
                 "plugin"
             );
         }

@@ -69,22 +69,29 @@ pub async fn print(addr: SocketAddr) -> anyhow::Result<()> {
         .context("malformed status response")?;
     let list: Vec<PluginStatus> = serde_json::from_str(body).context("malformed plugin list")?;
     println!(
-        "{:<28} {:<24} {:<10} {:<13} {:<8} LAST ERROR",
+        "{:<28} {:<24} {:<10} {:<13} {:<9} DETAIL",
         "FILE", "NAME", "VERSION", "HASH", "STATE"
     );
     for p in list {
         let file = std::path::Path::new(&p.file)
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or(p.file);
+            .unwrap_or_else(|| p.file.clone());
+        // Why a plugin is still starting, and what the last load of its file failed with.
+        let detail: Vec<String> = p
+            .reason
+            .iter()
+            .cloned()
+            .chain(p.last_error.iter().map(|e| format!("last error: {e}")))
+            .collect();
         println!(
-            "{:<28} {:<24} {:<10} {:<13} {:<8} {}",
+            "{:<28} {:<24} {:<10} {:<13} {:<9} {}",
             file,
             p.name.as_deref().unwrap_or("-"),
             p.version.as_deref().unwrap_or("-"),
             p.hash.as_deref().unwrap_or("-"),
-            format!("{:?}", p.state).to_lowercase(),
-            p.last_error.as_deref().unwrap_or("")
+            p.state.as_str(),
+            detail.join("; ")
         );
     }
     Ok(())
