@@ -31,8 +31,7 @@ where
 #[tokio::test]
 async fn database_lifecycle() {
     let h = Host::start().await;
-    h.apply_file(&wasmop_example_plugins::crds_dir().join("database.yaml"))
-        .await;
+    h.apply_crds().await;
     h.plugin("database-operator", PluginSettings::default()).await;
     let client = h.t.client.clone();
     let dbs: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &databases());

@@ -113,16 +113,15 @@ impl CacheArgs {
 /// Where the host serves its plugin status.
 #[derive(Debug, Clone, Args)]
 pub struct StatusArgs {
-    /// Address of the local status endpoint (`GET /plugins`, `GET /healthz`).
+    /// Address of the local status endpoint (`GET /plugins`, `GET /metrics`, `GET /healthz`).
     #[arg(long, env = "WASMOP_STATUS_ADDR", default_value = "127.0.0.1:9464")]
     pub status_addr: std::net::SocketAddr,
 }
 
+/// What a host is made of, shared by `run` and `dev`: the engine, the plugins' limits, the compile
+/// cache and the status endpoint.
 #[derive(Debug, Clone, Args)]
-pub struct RunArgs {
-    /// Directory of plugin `.wasm` files (and optional `<name>.toml` settings), watched for changes.
-    #[arg(long, env = "WASMOP_PLUGINS")]
-    pub plugins: PathBuf,
+pub struct HostArgs {
     #[command(flatten)]
     pub engine: EngineArgs,
     #[command(flatten)]
@@ -131,6 +130,15 @@ pub struct RunArgs {
     pub cache: CacheArgs,
     #[command(flatten)]
     pub status: StatusArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Directory of plugin `.wasm` files (and optional `<name>.toml` settings), watched for changes.
+    #[arg(long, env = "WASMOP_PLUGINS")]
+    pub plugins: PathBuf,
+    #[command(flatten)]
+    pub host: HostArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -141,13 +149,7 @@ pub struct DevArgs {
     #[arg(long, env = "WASMOP_PLUGINS")]
     pub plugins: Option<PathBuf>,
     #[command(flatten)]
-    pub engine: EngineArgs,
-    #[command(flatten)]
-    pub limits: PluginLimitsArgs,
-    #[command(flatten)]
-    pub cache: CacheArgs,
-    #[command(flatten)]
-    pub status: StatusArgs,
+    pub host: HostArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -199,6 +201,29 @@ impl ApiServerArgs {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn run_and_dev_share_the_host_flags() {
+        let cmd = Cli::command();
+        let flags = |name: &str| -> Vec<String> {
+            let sub = cmd.find_subcommand(name).expect(name);
+            sub.get_arguments().map(|a| a.get_id().to_string()).collect()
+        };
+        let (run, dev) = (flags("run"), flags("dev"));
+        for flag in [
+            "write_qps",
+            "deadline",
+            "memory",
+            "cache_dir",
+            "status_addr",
+            "plugins",
+        ] {
+            assert!(
+                run.contains(&flag.to_string()) && dev.contains(&flag.to_string()),
+                "{flag}"
+            );
+        }
+    }
 
     #[test]
     fn every_flag_has_an_environment_variable() {

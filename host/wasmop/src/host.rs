@@ -1,54 +1,86 @@
-//! `wasmop run` and `wasmop dev`: the host proper — a kube client, the reconcile engine, and the
-//! plugins loaded into the WebAssembly runtime. `dev` also starts the embedded API server and fills
-//! it with the example CRDs, plugins and sample objects.
+//! The host proper, in-process: a kube client, the reconcile engine, the WebAssembly runtime and the
+//! plugin directory manager with its status endpoint ([`Host`]). `wasmop run` and `wasmop dev` start
+//! one; so do the integration tests. Also what `dev` needs to fill a server: [`apply_manifests`],
+//! [`apply_documents`] and [`client_from_kubeconfig`].
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::{Context, bail};
-use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::discovery::Scope;
+use kube::discovery::{ApiCapabilities, Scope};
 use wasmop_engine::Engine;
-use wasmop_runtime::{Runtime, RuntimeConfig};
+use wasmop_runtime::{Runtime, RuntimeConfig, RuntimeError};
 
-use crate::cli::{CacheArgs, DevArgs, EngineArgs, PluginLimitsArgs, RunArgs, StatusArgs};
+use crate::cli::HostArgs;
 use crate::plugins::manager::PluginManager;
 use crate::plugins::status;
 
-/// The engine, the runtime and the plugin directory manager with its status endpoint, running until
-/// Ctrl-C or SIGTERM.
-struct Host {
+/// Why a host did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("the plugin directory {} does not exist", .0.display())]
+    NoPluginDir(PathBuf),
+    #[error("starting the WebAssembly runtime")]
+    Runtime(#[source] RuntimeError),
+    #[error("serving the status endpoint on {addr}")]
+    Status {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The engine, the runtime and the plugin directory manager with its status endpoint. Plugins are
+/// loaded by [`Host::sync`] (once) or [`Host::watch`] (and then on every change of the directory)
+/// until [`Host::stop`].
+pub struct Host {
     engine: Arc<Engine>,
     manager: Arc<PluginManager>,
     stop: tokio::sync::watch::Sender<bool>,
     watcher: Option<tokio::task::JoinHandle<()>>,
-    status_addr: std::net::SocketAddr,
+    status_addr: SocketAddr,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("plugin_dir", &self.manager.dir())
+            .field("status_addr", &self.status_addr)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Host {
-    async fn start(
+    /// Starts the engine on `client`, the runtime and the status endpoint; loads no plugin yet.
+    pub async fn start(
         client: kube::Client,
-        engine: &EngineArgs,
-        limits: &PluginLimitsArgs,
-        cache: &CacheArgs,
-        status: &StatusArgs,
-        dir: PathBuf,
-    ) -> anyhow::Result<Host> {
+        args: &HostArgs,
+        plugin_dir: impl Into<PathBuf>,
+    ) -> Result<Host, HostError> {
+        let dir = plugin_dir.into();
         if !dir.is_dir() {
-            bail!("the plugin directory {} does not exist", dir.display());
+            return Err(HostError::NoPluginDir(dir));
         }
-        let engine = Arc::new(Engine::new(client, engine.config()));
+        let engine = Arc::new(Engine::new(client, args.engine.config()));
         let runtime = Runtime::new(RuntimeConfig {
-            cache_dir: cache.dir(),
+            cache_dir: args.cache.dir(),
             ..RuntimeConfig::default()
         })
-        .context("starting the WebAssembly runtime")?;
-        let manager = Arc::new(PluginManager::new(runtime, engine.clone(), dir, limits.limits()));
+        .map_err(HostError::Runtime)?;
+        let manager = Arc::new(PluginManager::new(
+            runtime,
+            engine.clone(),
+            dir,
+            args.limits.limits(),
+        ));
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
-        let status_addr = status::serve(status.status_addr, manager.clone(), stop_rx)
+        let addr = args.status.status_addr;
+        let status_addr = status::serve(addr, manager.clone(), stop_rx)
             .await
-            .with_context(|| format!("serving the status endpoint on {}", status.status_addr))?;
+            .map_err(|source| HostError::Status { addr, source })?;
         Ok(Host {
             engine,
             manager,
@@ -58,13 +90,35 @@ impl Host {
         })
     }
 
-    /// Loads what the directory holds now, then follows its changes.
-    async fn watch(&mut self) {
-        self.manager.sync().await;
-        self.watcher = Some(tokio::spawn(self.manager.clone().watch(self.stop.subscribe())));
+    /// Brings the plugins in line with the directory once; returns whether anything changed.
+    pub async fn sync(&self) -> bool {
+        self.manager.sync().await
     }
 
-    async fn stop(self) {
+    /// Loads what the directory holds now, then follows its changes in the background.
+    pub async fn watch(&mut self) {
+        self.manager.sync().await;
+        if self.watcher.is_none() {
+            self.watcher = Some(tokio::spawn(self.manager.clone().watch(self.stop.subscribe())));
+        }
+    }
+
+    pub fn manager(&self) -> &Arc<PluginManager> {
+        &self.manager
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Where the status endpoint listens (the bound port when the configured one was 0).
+    pub fn status_addr(&self) -> SocketAddr {
+        self.status_addr
+    }
+
+    /// Stops watching, closes the status endpoint and stops every plugin after its in-flight
+    /// reconciles.
+    pub async fn stop(self) {
         self.stop.send_replace(true);
         if let Some(w) = self.watcher {
             let _ = w.await;
@@ -73,147 +127,168 @@ impl Host {
     }
 }
 
-pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let client = kube::Client::try_default()
-        .await
-        .context("connecting to the cluster (kubeconfig or in-cluster)")?;
-    let mut host = Host::start(
-        client,
-        &args.engine,
-        &args.limits,
-        &args.cache,
-        &args.status,
-        args.plugins.clone(),
-    )
-    .await?;
-    host.watch().await;
-    println!("wasmop host running with plugins from {}", args.plugins.display());
-    println!("plugin status: wasmop plugins --status-addr {}", host.status_addr);
-    crate::shutdown_signal().await;
-    host.stop().await;
-    Ok(())
+/// Why a kubeconfig gave no client.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeconfigError {
+    #[error("parsing the kubeconfig")]
+    Parse(#[source] kube::config::KubeconfigError),
+    #[error("loading the kubeconfig")]
+    Load(#[source] kube::config::KubeconfigError),
+    #[error("creating a client from the kubeconfig")]
+    Client(#[source] Box<kube::Error>),
 }
 
 /// A kube client for a kubeconfig document.
-pub async fn client_from_kubeconfig(yaml: &str) -> anyhow::Result<kube::Client> {
-    let kc = Kubeconfig::from_yaml(yaml)?;
-    let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
-    Ok(kube::Client::try_from(config)?)
+pub async fn client_from_kubeconfig(yaml: &str) -> Result<kube::Client, KubeconfigError> {
+    let kc = Kubeconfig::from_yaml(yaml).map_err(KubeconfigError::Parse)?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .map_err(KubeconfigError::Load)?;
+    kube::Client::try_from(config).map_err(|e| KubeconfigError::Client(Box::new(e)))
 }
 
-/// Server-side applies every object of the YAML files in `dir` (multi-document files allowed).
-pub async fn apply_manifests(client: &kube::Client, dir: &Path, manager: &str) -> anyhow::Result<usize> {
+/// Why manifests were not applied; `origin` is the file (or plugin) the documents came from.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("reading {}", .path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("parsing {origin}")]
+    Parse {
+        origin: String,
+        #[source]
+        source: serde_yaml::Error,
+    },
+    #[error("an object in {origin}")]
+    Object {
+        origin: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("an object without apiVersion/kind in {origin}")]
+    NoKind { origin: String },
+    #[error("an object without a name in {origin}")]
+    NoName { origin: String },
+    #[error("kind {gvk} from {origin} is not served")]
+    NotServed {
+        gvk: String,
+        origin: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+    #[error("applying {kind} {name} from {origin}")]
+    Apply {
+        kind: String,
+        name: String,
+        origin: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+}
+
+/// Server-side applies every object of the YAML files in `dir` (multi-document files allowed), in
+/// file name order, as field manager `manager`; returns how many objects were applied.
+pub async fn apply_manifests(
+    client: &kube::Client,
+    dir: &Path,
+    manager: &str,
+) -> Result<usize, ManifestError> {
+    let read_error = |source| ManifestError::Read {
+        path: dir.to_path_buf(),
+        source,
+    };
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
+        .map_err(read_error)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
         .collect();
     files.sort();
     let mut applied = 0;
     for file in files {
-        let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-        // Parse the whole file first: the YAML parser must not be held across an await.
-        let docs = serde_yaml::Deserializer::from_str(&text)
-            .map(|doc| {
-                serde::Deserialize::deserialize(doc).with_context(|| format!("parsing {}", file.display()))
-            })
-            .collect::<anyhow::Result<Vec<serde_json::Value>>>()?;
-        for value in docs.into_iter().filter(|v| !v.is_null()) {
-            let obj: DynamicObject = serde_json::from_value(value.clone())
-                .with_context(|| format!("an object in {}", file.display()))?;
-            let types = obj
-                .types
-                .clone()
-                .with_context(|| format!("an object without apiVersion/kind in {}", file.display()))?;
-            let (group, version) = types
-                .api_version
-                .split_once('/')
-                .unwrap_or(("", &types.api_version));
-            let gvk = GroupVersionKind::gvk(group, version, &types.kind);
-            let (ar, caps) = wait_for_kind(client, &gvk).await?;
-            let name = obj
-                .metadata
-                .name
-                .clone()
-                .with_context(|| format!("an object without a name in {}", file.display()))?;
-            let api: Api<DynamicObject> = match (&caps.scope, obj.metadata.namespace.as_deref()) {
-                (Scope::Namespaced, ns) => Api::namespaced_with(client.clone(), ns.unwrap_or("default"), &ar),
-                (Scope::Cluster, _) => Api::all_with(client.clone(), &ar),
-            };
-            api.patch(&name, &PatchParams::apply(manager).force(), &Patch::Apply(&value))
-                .await
-                .with_context(|| format!("applying {} {name} from {}", types.kind, file.display()))?;
-            applied += 1;
-        }
+        let text = std::fs::read_to_string(&file).map_err(|source| ManifestError::Read {
+            path: file.clone(),
+            source,
+        })?;
+        applied += apply_documents(client, &text, &file.display().to_string(), manager).await?;
     }
     Ok(applied)
 }
 
-/// Resolves a kind, waiting a little for CRDs that were just created.
+/// Server-side applies every object of a YAML (or JSON) text, multi-document allowed, as field
+/// manager `manager`; a kind that is not served yet (a CRD just created) is waited for a little.
+/// `origin` names where the text came from in errors.
+pub async fn apply_documents(
+    client: &kube::Client,
+    text: &str,
+    origin: &str,
+    manager: &str,
+) -> Result<usize, ManifestError> {
+    // Parse the whole text first: the YAML parser must not be held across an await.
+    let docs = serde_yaml::Deserializer::from_str(text)
+        .map(|doc| {
+            serde::Deserialize::deserialize(doc).map_err(|source| ManifestError::Parse {
+                origin: origin.to_string(),
+                source,
+            })
+        })
+        .collect::<Result<Vec<serde_json::Value>, _>>()?;
+    let mut applied = 0;
+    for value in docs.into_iter().filter(|v| !v.is_null()) {
+        let obj: DynamicObject =
+            serde_json::from_value(value.clone()).map_err(|source| ManifestError::Object {
+                origin: origin.to_string(),
+                source,
+            })?;
+        let types = obj.types.clone().ok_or_else(|| ManifestError::NoKind {
+            origin: origin.to_string(),
+        })?;
+        let name = obj.metadata.name.clone().ok_or_else(|| ManifestError::NoName {
+            origin: origin.to_string(),
+        })?;
+        let (group, version) = types
+            .api_version
+            .split_once('/')
+            .unwrap_or(("", &types.api_version));
+        let gvk = GroupVersionKind::gvk(group, version, &types.kind);
+        let (ar, caps) = wait_for_kind(client, &gvk)
+            .await
+            .map_err(|source| ManifestError::NotServed {
+                gvk: format!("{}/{}", types.api_version, types.kind),
+                origin: origin.to_string(),
+                source: Box::new(source),
+            })?;
+        let api: Api<DynamicObject> = match (&caps.scope, obj.metadata.namespace.as_deref()) {
+            (Scope::Namespaced, ns) => Api::namespaced_with(client.clone(), ns.unwrap_or("default"), &ar),
+            (Scope::Cluster, _) => Api::all_with(client.clone(), &ar),
+        };
+        api.patch(&name, &PatchParams::apply(manager).force(), &Patch::Apply(&value))
+            .await
+            .map_err(|source| ManifestError::Apply {
+                kind: types.kind.clone(),
+                name: name.clone(),
+                origin: origin.to_string(),
+                source: Box::new(source),
+            })?;
+        applied += 1;
+    }
+    Ok(applied)
+}
+
+/// Resolves a kind, waiting up to ten seconds for CRDs that were just created.
 async fn wait_for_kind(
     client: &kube::Client,
     gvk: &GroupVersionKind,
-) -> anyhow::Result<(kube::api::ApiResource, kube::discovery::ApiCapabilities)> {
-    let mut last = None;
-    for _ in 0..50 {
+) -> Result<(ApiResource, ApiCapabilities), kube::Error> {
+    let mut attempts = 0;
+    loop {
         match kube::discovery::pinned_kind(client, gvk).await {
             Ok(found) => return Ok(found),
-            Err(e) => last = Some(e),
+            Err(e) if attempts >= 50 => return Err(e),
+            Err(_) => attempts += 1,
         }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    bail!(
-        "kind {}/{} {} is not served: {}",
-        gvk.group,
-        gvk.version,
-        gvk.kind,
-        last.map(|e| e.to_string()).unwrap_or_default()
-    )
-}
-
-pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
-    let server = wasmop_apiserver::ApiServer::start(args.apiserver.config())
-        .await
-        .with_context(|| {
-            format!(
-                "starting the embedded API server in {}",
-                args.apiserver.data_dir.display()
-            )
-        })?;
-    let client = client_from_kubeconfig(&server.kubeconfig()).await?;
-    let crds = apply_manifests(&client, &wasmop_example_plugins::crds_dir(), "wasmop-dev").await?;
-    let dir = args
-        .plugins
-        .clone()
-        .unwrap_or_else(wasmop_example_plugins::plugins_dir);
-    let mut host = Host::start(
-        client.clone(),
-        &args.engine,
-        &args.limits,
-        &args.cache,
-        &args.status,
-        dir.clone(),
-    )
-    .await?;
-    host.watch().await;
-    let plugins = host.manager.status().await.len();
-    let samples = apply_manifests(&client, &wasmop_example_plugins::samples_dir(), "wasmop-dev").await?;
-    let kubeconfig =
-        std::path::absolute(server.kubeconfig_path()).unwrap_or_else(|_| server.kubeconfig_path().into());
-    println!(
-        "wasmop dev: API server {} with {crds} CRD(s), {plugins} plugins from {}, {samples} sample objects",
-        server.url(),
-        dir.display()
-    );
-    println!("kubeconfig: {}", kubeconfig.display());
-    println!("point kubectl at it:  export KUBECONFIG={}", kubeconfig.display());
-    println!("then try:             kubectl get databases,statefulsets,services,configmaps,pdb -A");
-    println!(
-        "plugin status:        wasmop plugins --status-addr {}",
-        host.status_addr
-    );
-    crate::shutdown_signal().await;
-    host.stop().await;
-    server.shutdown().await;
-    Ok(())
 }

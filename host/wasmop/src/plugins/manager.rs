@@ -144,6 +144,11 @@ impl PluginManager {
         &self.engine
     }
 
+    /// The directory this manager follows.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     /// The status of every plugin file; the state of a running one as the engine has it now.
     pub async fn status(&self) -> Vec<PluginStatus> {
         let entries = self.entries.lock().await;
@@ -161,6 +166,17 @@ impl PluginManager {
             out.push(status);
         }
         out
+    }
+
+    /// The CustomResourceDefinitions the running plugins declare: (plugin name, document).
+    pub async fn declared_crds(&self) -> Vec<(String, String)> {
+        self.entries
+            .lock()
+            .await
+            .values()
+            .filter_map(|e| e.running.as_ref())
+            .flat_map(|r| r.meta.crds.iter().map(|crd| (r.meta.name.clone(), crd.clone())))
+            .collect()
     }
 
     /// Brings the running plugins in line with the directory; returns whether anything changed.

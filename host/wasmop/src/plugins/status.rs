@@ -33,7 +33,7 @@ pub async fn serve(
     addr: SocketAddr,
     manager: Arc<PluginManager>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<SocketAddr> {
+) -> std::io::Result<SocketAddr> {
     let app = axum::Router::new()
         .route("/plugins", get(plugins))
         .route("/metrics", get(metrics))
@@ -51,25 +51,59 @@ pub async fn serve(
     Ok(bound)
 }
 
-/// `wasmop plugins`: fetches and prints the plugin table of a running host.
-pub async fn print(addr: SocketAddr) -> anyhow::Result<()> {
-    use anyhow::Context;
+/// Why the plugin list of a running host could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("connecting to the host's status endpoint at {addr}")]
+    Connect {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("reading the host's status endpoint at {addr}")]
+    Read {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("malformed status response from {addr}")]
+    Malformed { addr: SocketAddr },
+    #[error("malformed plugin list from {addr}")]
+    List {
+        addr: SocketAddr,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// The plugin list of the host whose status endpoint is at `addr`.
+pub async fn fetch(addr: SocketAddr) -> Result<Vec<PluginStatus>, StatusError> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr)
         .await
-        .with_context(|| format!("connecting to the host's status endpoint at {addr}"))?;
-    stream
-        .write_all(format!("GET /plugins HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .await?;
+        .map_err(|source| StatusError::Connect { addr, source })?;
     let mut raw = String::new();
-    stream.read_to_string(&mut raw).await?;
+    let exchange = async {
+        stream
+            .write_all(format!("GET /plugins HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+            .await?;
+        stream.read_to_string(&mut raw).await
+    };
+    exchange
+        .await
+        .map_err(|source| StatusError::Read { addr, source })?;
     let body = raw
         .split_once("\r\n\r\n")
         .map(|(_, b)| b)
-        .context("malformed status response")?;
-    let list: Vec<PluginStatus> = serde_json::from_str(body).context("malformed plugin list")?;
-    println!(
-        "{:<28} {:<24} {:<10} {:<13} {:<9} DETAIL",
+        .ok_or(StatusError::Malformed { addr })?;
+    serde_json::from_str(body).map_err(|source| StatusError::List { addr, source })
+}
+
+/// The plugin list as a table for people: one row per file; the last column says why a plugin is
+/// still starting and what the last load of its file failed with.
+pub fn table(list: &[PluginStatus]) -> String {
+    let mut out = format!(
+        "{:<28} {:<24} {:<10} {:<13} {:<9} DETAIL\n",
         "FILE", "NAME", "VERSION", "HASH", "STATE"
     );
     for p in list {
@@ -77,22 +111,72 @@ pub async fn print(addr: SocketAddr) -> anyhow::Result<()> {
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_else(|| p.file.clone());
-        // Why a plugin is still starting, and what the last load of its file failed with.
         let detail: Vec<String> = p
             .reason
             .iter()
             .cloned()
             .chain(p.last_error.iter().map(|e| format!("last error: {e}")))
             .collect();
-        println!(
-            "{:<28} {:<24} {:<10} {:<13} {:<9} {}",
+        out.push_str(&format!(
+            "{:<28} {:<24} {:<10} {:<13} {:<9} {}\n",
             file,
             p.name.as_deref().unwrap_or("-"),
             p.version.as_deref().unwrap_or("-"),
             p.hash.as_deref().unwrap_or("-"),
             p.state.as_str(),
             detail.join("; ")
+        ));
+    }
+    out
+}
+
+/// `wasmop plugins`: fetches and prints the plugin table of a running host.
+pub async fn print(addr: SocketAddr) -> Result<(), StatusError> {
+    print!("{}", table(&fetch(addr).await?));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::manager::State;
+
+    #[test]
+    fn the_table_shows_state_reason_and_error() {
+        let starting = PluginStatus {
+            file: "/plugins/db.wasm".into(),
+            name: Some("database-operator".into()),
+            version: Some("1.0.0".into()),
+            hash: Some("0123456789ab".into()),
+            state: State::Starting,
+            reason: Some("kind example.com/v1 Database is not served yet".into()),
+            last_error: None,
+            from_cache: false,
+        };
+        let failed = PluginStatus {
+            file: "/plugins/bad.wasm".into(),
+            name: None,
+            version: None,
+            hash: None,
+            state: State::Failed,
+            reason: None,
+            last_error: Some("bad.wasm: not a WebAssembly file".into()),
+            from_cache: false,
+        };
+        let text = table(&[starting, failed]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("FILE"), "{text}");
+        assert!(
+            lines[1].starts_with("db.wasm")
+                && lines[1].contains(" starting ")
+                && lines[1].ends_with("kind example.com/v1 Database is not served yet"),
+            "{text}"
+        );
+        assert!(
+            lines[2].starts_with("bad.wasm")
+                && lines[2].contains(" failed ")
+                && lines[2].ends_with("last error: bad.wasm: not a WebAssembly file"),
+            "{text}"
         );
     }
-    Ok(())
 }
