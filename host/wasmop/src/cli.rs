@@ -26,8 +26,8 @@ pub enum Command {
     /// Run the host against a cluster (kubeconfig or in-cluster config), with the plugins of a
     /// watched directory.
     Run(RunArgs),
-    /// Run everything locally: the embedded API server, the host, the example plugins and sample
-    /// objects; prints how to point kubectl at it.
+    /// Run everything locally: the embedded API server and the host with a plugin directory (by
+    /// default the example plugins and sample objects); prints how to point kubectl at it.
     Dev(DevArgs),
     /// List the plugins a running host has loaded.
     Plugins(PluginsArgs),
@@ -145,9 +145,14 @@ pub struct RunArgs {
 pub struct DevArgs {
     #[command(flatten)]
     pub apiserver: ApiServerArgs,
-    /// Plugin directory to load and watch instead of the built example plugins.
+    /// Plugin directory to load and watch; the CRDs its plugins declare are applied. Without it,
+    /// the example plugins with their CRDs and sample objects (only in a build with the cargo
+    /// feature `examples`, the default).
     #[arg(long, env = "WASMOP_PLUGINS")]
     pub plugins: Option<PathBuf>,
+    /// Directory of YAML manifests (sample objects) applied once the plugins' CRDs are in.
+    #[arg(long, env = "WASMOP_MANIFESTS")]
+    pub manifests: Option<PathBuf>,
     #[command(flatten)]
     pub host: HostArgs,
 }

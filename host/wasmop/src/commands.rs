@@ -1,6 +1,6 @@
 //! The long-running subcommands: `wasmop run` (a host against a cluster), `wasmop dev` (the
-//! embedded API server with a host on it, filled with the example CRDs and sample objects) and
-//! `wasmop apiserver` (the embedded API server alone). Each runs until Ctrl-C or SIGTERM.
+//! embedded API server with a host on it, filled with CRDs and sample objects) and `wasmop
+//! apiserver` (the embedded API server alone). Each runs until Ctrl-C or SIGTERM.
 
 use std::path::PathBuf;
 
@@ -27,6 +27,12 @@ pub enum CommandError {
     Host(#[source] HostError),
     #[error("applying manifests")]
     Manifests(#[source] ManifestError),
+    #[error(
+        "wasmop dev needs a plugin directory: pass --plugins DIR (or set WASMOP_PLUGINS), and \
+         --manifests DIR for sample objects; this wasmop was built without the example plugins \
+         (cargo feature `examples`)"
+    )]
+    NoPlugins,
 }
 
 impl From<HostError> for CommandError {
@@ -58,9 +64,44 @@ pub async fn run(args: RunArgs) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// `wasmop dev`: the API server with the example CRDs, the host with the plugins, then the sample
-/// objects.
+/// What `wasmop dev` loads and applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DevSources {
+    plugins: PathBuf,
+    manifests: Option<PathBuf>,
+}
+
+impl DevSources {
+    /// The directories the flags name; without `--plugins`, the example plugins (and, unless
+    /// `--manifests` says otherwise, their sample objects) in a build that has them.
+    fn of(args: &DevArgs) -> Result<DevSources, CommandError> {
+        match &args.plugins {
+            Some(plugins) => Ok(DevSources {
+                plugins: plugins.clone(),
+                manifests: args.manifests.clone(),
+            }),
+            None => Self::examples(args.manifests.clone()).ok_or(CommandError::NoPlugins),
+        }
+    }
+
+    #[cfg(feature = "examples")]
+    fn examples(manifests: Option<PathBuf>) -> Option<DevSources> {
+        Some(DevSources {
+            plugins: wasmop_example_plugins::plugins_dir(),
+            manifests: manifests.or_else(|| Some(wasmop_example_plugins::samples_dir())),
+        })
+    }
+
+    #[cfg(not(feature = "examples"))]
+    fn examples(_manifests: Option<PathBuf>) -> Option<DevSources> {
+        None
+    }
+}
+
+/// `wasmop dev`: the API server, then the host with the plugins, then the CRDs the plugins declare
+/// (a plugin whose kinds are not served yet is `starting` until they are), then the manifests.
 pub async fn dev(args: DevArgs) -> Result<(), CommandError> {
+    let sources = DevSources::of(&args)?;
     let server = wasmop_apiserver::ApiServer::start(args.apiserver.config())
         .await
         .map_err(|source| CommandError::ApiServer {
@@ -70,25 +111,34 @@ pub async fn dev(args: DevArgs) -> Result<(), CommandError> {
     let client = host::client_from_kubeconfig(&server.kubeconfig())
         .await
         .map_err(CommandError::Kubeconfig)?;
-    let crds = host::apply_manifests(&client, &wasmop_example_plugins::crds_dir(), DEV_MANAGER).await?;
-    let dir = args
-        .plugins
-        .clone()
-        .unwrap_or_else(wasmop_example_plugins::plugins_dir);
-    let mut host = Host::start(client.clone(), &args.host, &dir).await?;
+    let mut host = Host::start(client.clone(), &args.host, &sources.plugins).await?;
     host.watch().await;
     let plugins = host.manager().status().await.len();
-    let samples = host::apply_manifests(&client, &wasmop_example_plugins::samples_dir(), DEV_MANAGER).await?;
+    let mut crds = 0;
+    for (plugin, crd) in host.manager().declared_crds().await {
+        crds += host::apply_documents(&client, &crd, &format!("plugin {plugin}"), DEV_MANAGER).await?;
+    }
+    let objects = match &sources.manifests {
+        Some(dir) => host::apply_manifests(&client, dir, DEV_MANAGER).await?,
+        None => 0,
+    };
     let kubeconfig =
         std::path::absolute(server.kubeconfig_path()).unwrap_or_else(|_| server.kubeconfig_path().into());
     println!(
-        "wasmop dev: API server {} with {crds} CRD(s), {plugins} plugins from {}, {samples} sample objects",
+        "wasmop dev: API server {} with {crds} CRD(s), {plugins} plugin(s) from {}, {objects} object(s){}",
         server.url(),
-        dir.display()
+        sources.plugins.display(),
+        sources
+            .manifests
+            .as_ref()
+            .map(|m| format!(" from {}", m.display()))
+            .unwrap_or_default()
     );
     println!("kubeconfig: {}", kubeconfig.display());
     println!("point kubectl at it:  export KUBECONFIG={}", kubeconfig.display());
-    println!("then try:             kubectl get databases,statefulsets,services,configmaps,pdb -A");
+    if args.plugins.is_none() {
+        println!("then try:             kubectl get databases,statefulsets,services,configmaps,pdb -A");
+    }
     println!(
         "plugin status:        wasmop plugins --status-addr {}",
         host.status_addr()
@@ -137,5 +187,48 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn dev_args(args: &[&str]) -> DevArgs {
+        let cli = crate::cli::Cli::try_parse_from([&["wasmop", "dev"], args].concat()).unwrap();
+        match cli.command {
+            crate::cli::Command::Dev(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_plugin_directory_comes_with_the_given_manifests_only() {
+        let sources = DevSources::of(&dev_args(&["--plugins", "/p", "--manifests", "/m"])).unwrap();
+        assert_eq!(
+            sources,
+            DevSources {
+                plugins: "/p".into(),
+                manifests: Some("/m".into()),
+            }
+        );
+        let sources = DevSources::of(&dev_args(&["--plugins", "/p"])).unwrap();
+        assert_eq!(sources.manifests, None, "no example samples for other plugins");
+    }
+
+    #[cfg(feature = "examples")]
+    #[test]
+    fn without_plugins_dev_runs_the_examples() {
+        let sources = DevSources::of(&dev_args(&[])).unwrap();
+        assert_eq!(sources.plugins, wasmop_example_plugins::plugins_dir());
+        assert_eq!(sources.manifests, Some(wasmop_example_plugins::samples_dir()));
+    }
+
+    #[cfg(not(feature = "examples"))]
+    #[test]
+    fn without_the_examples_dev_says_what_is_missing() {
+        let err = DevSources::of(&dev_args(&[])).unwrap_err().to_string();
+        assert!(err.contains("--plugins DIR") && err.contains("examples"), "{err}");
     }
 }

@@ -9,6 +9,9 @@
 //! - [`offline`]: `wasmop test`, `wasmop inspect` and `wasmop crd`;
 //! - [`cli`]: the command line (every flag also a `WASMOP_*` variable), [`HostArgs`] among it;
 //! - [`telemetry`]: Prometheus metrics.
+//!
+//! With the cargo feature `examples` (default), `wasmop dev` without `--plugins` runs the example
+//! plugins; without it the crate does not depend on their build.
 
 pub mod cli;
 pub mod commands;
