@@ -11,6 +11,7 @@ mod apiserver_persistence;
 mod apiserver_ssa;
 mod apiserver_watch;
 mod engine_containment;
+mod engine_contract;
 mod engine_examples;
 mod golden;
 mod reload;

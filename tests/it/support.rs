@@ -231,7 +231,6 @@ impl Host {
 
     /// A plugin loaded with the shared runtime and the default limits, for a test to hand to the
     /// engine itself.
-    #[allow(dead_code, reason = "for engine_contract.rs, not registered in main.rs yet")]
     pub fn load(&self, path: &std::path::Path) -> wasmop_runtime::Plugin {
         wasmop_runtime::Runtime::shared()
             .expect("runtime")
