@@ -1,4 +1,5 @@
-//! Pure Kubernetes API machinery, shared by the embedded API server and (later) the host engine.
+//! Pure Kubernetes API machinery, shared by the embedded API server, the host engine and the
+//! plugin contract (it builds for `wasm32-wasip2` too).
 //!
 //! Nothing in this crate does I/O: every function takes JSON values in and gives JSON values or typed
 //! errors out, so each piece is unit-tested on its own and the server only wires them to HTTP.
@@ -10,6 +11,7 @@
 //! - [`protobuf`]: decoding the protobuf request bodies kubectl sends for a few built-in kinds.
 //! - [`structure`]: how lists merge (atomic, set, map keyed by fields), the one fact SMP and SSA share.
 //! - [`time`]: Kubernetes timestamps (RFC 3339 seconds, UTC) and kubectl's ages, on `jiff`.
+//! - [`validation`]: name rules (RFC 1123 labels and subdomains, qualified names).
 
 pub mod fieldmanager;
 pub mod gofmt;
@@ -19,3 +21,4 @@ pub mod selector;
 pub mod strategic;
 pub mod structure;
 pub mod time;
+pub mod validation;

@@ -5,6 +5,7 @@
 
 use serde_json::{Map, Value};
 use wasmop_apimachinery::schema;
+use wasmop_apimachinery::validation::{is_dns_label, is_dns_subdomain};
 
 use crate::error::{ApiError, ApiResult, Cause};
 use crate::registry::{ResourceInfo, Schema};
@@ -64,19 +65,6 @@ pub fn is_terminating(obj: &Value) -> bool {
 
 const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
 const LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
-
-fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
-fn is_dns_subdomain(s: &str) -> bool {
-    s.len() <= 253 && s.split('.').all(is_dns_label)
-}
 
 /// Kinds whose names must be DNS labels rather than subdomains.
 fn name_is_label(ri: &ResourceInfo) -> bool {

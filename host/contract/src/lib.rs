@@ -20,8 +20,6 @@ pub use desired::{Desired, Event, EventType, Patch, PatchType};
 #[cfg(feature = "fixtures")]
 pub use fixtures::{MapFixture, SnapshotCache};
 pub use kind::{Gvk, ObjectKey, ObjectRef};
-pub use metadata::{
-    Lookup, Metadata, MetadataError, NamespaceScope, PolicyRule, Verb, WritePermission, is_dns_label,
-};
+pub use metadata::{Lookup, Metadata, MetadataError, NamespaceScope, PolicyRule, Verb, WritePermission};
 pub use reconciler::{BoxFuture, CacheReader, EmptyCache, ReconcileFailure, Reconciler};
 pub use snapshot::{LookupResult, Reason, Snapshot, Trigger};

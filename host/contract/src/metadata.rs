@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use wasmop_apimachinery::validation::{is_dns_label, is_prefixed_qualified_name};
+
 use crate::kind::Gvk;
 
 /// What a plugin may do to objects of a kind it does not own.
@@ -144,31 +146,6 @@ pub enum MetadataError {
     Field { field: &'static str, reason: String },
 }
 
-/// Whether `s` is an RFC 1123 DNS label (namespace names, plugin names).
-pub fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
-/// Whether `s` is a qualified finalizer name, `domain/name` as Kubernetes requires.
-fn is_qualified_finalizer(s: &str) -> bool {
-    let Some((prefix, name)) = s.split_once('/') else {
-        return false;
-    };
-    !prefix.is_empty()
-        && prefix.len() <= 253
-        && prefix.split('.').all(is_dns_label)
-        && !name.is_empty()
-        && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-}
-
 impl Metadata {
     /// A declaration with a name, a version and a primary kind; it owns, looks up and writes
     /// nothing else, uses the default finalizer name, watches every namespace and never resyncs.
@@ -296,7 +273,7 @@ impl Metadata {
             }
         }
         if let Some(f) = &self.finalizer
-            && !is_qualified_finalizer(f)
+            && !is_prefixed_qualified_name(f)
         {
             return Err(MetadataError::Field {
                 field: "finalizer",

@@ -8,12 +8,48 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use wasmop_contract::ReconcileFailure;
 use wasmop_contract::{MapFixture, Metadata, PolicyRule, Snapshot, SnapshotCache};
-use wasmop_runtime::{Plugin, PluginLimits, Runtime, RuntimeConfig};
+use wasmop_runtime::{LoadError, Plugin, PluginLimits, Runtime, RuntimeConfig, RuntimeError};
+
+/// Why an offline command failed; every message names the file it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum OfflineError {
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("loading the plugin panicked")]
+    Panicked(#[source] tokio::task::JoinError),
+    #[error("reading the {what} {file}")]
+    Read {
+        what: &'static str,
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("parsing the {what} {file}")]
+    Parse {
+        what: String,
+        file: String,
+        #[source]
+        source: serde_yaml::Error,
+    },
+    #[error("{verb} {file}")]
+    Call {
+        verb: &'static str,
+        file: String,
+        #[source]
+        source: ReconcileFailure,
+    },
+    #[error("{file}: {reason}")]
+    Crd { file: String, reason: String },
+    #[error("writing YAML")]
+    Yaml(#[from] serde_yaml::Error),
+}
 
 /// Limits on every call of a plugin (shared by the commands that run plugins).
 #[derive(Debug, Clone, Args)]
@@ -74,27 +110,33 @@ pub struct CrdArgs {
 
 /// Runs one reconcile (or one `map` call) and prints the desired state (or the keys) as YAML on
 /// stdout; a failed call is an error (non-zero exit, the failure on stderr).
-pub async fn test(args: TestArgs) -> anyhow::Result<()> {
+pub async fn test(args: TestArgs) -> Result<(), OfflineError> {
     let plugin = load(&runtime()?, &args.plugin, args.limits.limits()).await?;
     if let Some(path) = &args.trigger {
         let fixture: MapFixture = read_yaml(path, "trigger")?;
         let keys = plugin
             .map(&fixture.trigger, Arc::new(fixture.cache()))
             .await
-            .with_context(|| format!("mapping {}", path.display()))?;
+            .map_err(|source| OfflineError::Call {
+                verb: "mapping",
+                file: path.display().to_string(),
+                source,
+            })?;
         print!("{}", serde_yaml::to_string(&keys)?);
         return Ok(());
     }
-    let path = args
-        .snapshot
-        .as_deref()
-        .context("--snapshot or --trigger is required")?;
+    // clap requires one of --snapshot and --trigger.
+    let path = args.snapshot.as_deref().expect("--snapshot or --trigger");
     let snapshot: Snapshot = read_yaml(path, "snapshot")?;
     let cache = Arc::new(SnapshotCache::new(&snapshot));
     let desired = plugin
         .reconcile(&snapshot, cache)
         .await
-        .with_context(|| format!("reconciling {}", path.display()))?;
+        .map_err(|source| OfflineError::Call {
+            verb: "reconciling",
+            file: path.display().to_string(),
+            source,
+        })?;
     print!("{}", serde_yaml::to_string(&desired)?);
     Ok(())
 }
@@ -113,7 +155,7 @@ struct Inspection<'a> {
 }
 
 /// Prints a plugin's contract version, metadata, names and the RBAC rules it implies as YAML.
-pub async fn inspect(args: InspectArgs) -> anyhow::Result<()> {
+pub async fn inspect(args: InspectArgs) -> Result<(), OfflineError> {
     let plugin = load(&runtime()?, &args.plugin, PluginLimits::default()).await?;
     let m = plugin.metadata();
     let out = Inspection {
@@ -129,7 +171,7 @@ pub async fn inspect(args: InspectArgs) -> anyhow::Result<()> {
 
 /// Prints the CRDs the plugins declare (`metadata.crds`) as one YAML stream, each document after a
 /// `---`. A plugin that declares none, or a CRD that is not YAML, is an error naming the file.
-pub async fn crd(args: CrdArgs) -> anyhow::Result<()> {
+pub async fn crd(args: CrdArgs) -> Result<(), OfflineError> {
     let runtime = runtime()?;
     let mut out = String::new();
     for path in &args.plugins {
@@ -141,20 +183,29 @@ pub async fn crd(args: CrdArgs) -> anyhow::Result<()> {
 }
 
 /// One plugin's CRDs as YAML documents, each after a `---`.
-fn crd_stream(path: &Path, metadata: &Metadata) -> anyhow::Result<String> {
-    let file = path.display();
+fn crd_stream(path: &Path, metadata: &Metadata) -> Result<String, OfflineError> {
+    let file = path.display().to_string();
     if metadata.crds.is_empty() {
-        anyhow::bail!(
-            "{file}: the plugin {} declares no CRDs (metadata.crds is empty)",
-            metadata.name
-        );
+        return Err(OfflineError::Crd {
+            file,
+            reason: format!(
+                "the plugin {} declares no CRDs (metadata.crds is empty)",
+                metadata.name
+            ),
+        });
     }
     let mut out = String::new();
     for (i, text) in metadata.crds.iter().enumerate() {
-        let doc: serde_yaml::Value = serde_yaml::from_str(text)
-            .with_context(|| format!("{file}: metadata.crds[{i}] is not a YAML or JSON document"))?;
+        let doc: serde_yaml::Value = serde_yaml::from_str(text).map_err(|source| OfflineError::Parse {
+            what: format!("metadata.crds[{i}] (a YAML or JSON document) of"),
+            file: file.clone(),
+            source,
+        })?;
         if doc.get("kind").and_then(serde_yaml::Value::as_str) != Some("CustomResourceDefinition") {
-            anyhow::bail!("{file}: metadata.crds[{i}] is not a CustomResourceDefinition");
+            return Err(OfflineError::Crd {
+                file,
+                reason: format!("metadata.crds[{i}] is not a CustomResourceDefinition"),
+            });
         }
         out.push_str("---\n");
         out.push_str(&serde_yaml::to_string(&doc)?);
@@ -164,22 +215,33 @@ fn crd_stream(path: &Path, metadata: &Metadata) -> anyhow::Result<String> {
 
 /// A runtime for the offline commands: one plugin at a time, so a small pool is enough and
 /// reserves less address space.
-fn runtime() -> anyhow::Result<Runtime> {
+fn runtime() -> Result<Runtime, OfflineError> {
     Ok(Runtime::new(RuntimeConfig {
         max_instances: 4,
         ..RuntimeConfig::default()
     })?)
 }
 
-async fn load(runtime: &Runtime, path: &Path, limits: PluginLimits) -> anyhow::Result<Plugin> {
+async fn load(runtime: &Runtime, path: &Path, limits: PluginLimits) -> Result<Plugin, OfflineError> {
     let (runtime, path) = (runtime.clone(), path.to_path_buf());
-    tokio::task::spawn_blocking(move || anyhow::Ok(runtime.load(&path, limits)?)).await?
+    let loaded = tokio::task::spawn_blocking(move || runtime.load(&path, limits))
+        .await
+        .map_err(OfflineError::Panicked)?;
+    Ok(loaded?)
 }
 
-fn read_yaml<T: DeserializeOwned>(path: &Path, what: &str) -> anyhow::Result<T> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading the {what} {}", path.display()))?;
-    serde_yaml::from_str(&text).with_context(|| format!("parsing the {what} {}", path.display()))
+fn read_yaml<T: DeserializeOwned>(path: &Path, what: &'static str) -> Result<T, OfflineError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| OfflineError::Read {
+        what,
+        file: file.clone(),
+        source,
+    })?;
+    serde_yaml::from_str(&text).map_err(|source| OfflineError::Parse {
+        what: what.to_string(),
+        file,
+        source,
+    })
 }
 
 /// `500ms`, `2s`, `1.5s`, `1m`, or a number of seconds.
