@@ -21,7 +21,7 @@ mod triggers;
 mod tests;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -86,6 +86,10 @@ pub struct Controller {
     recorded: Mutex<HashMap<(String, String, String), tokio::time::Instant>>,
     state: tokio::sync::watch::Sender<PluginState>,
     primary: OnceLock<Arc<KindStore>>,
+    /// Whether changes of triggering lookups are mapped yet: not during the first lists, which the
+    /// start-up's reconcile of every object covers (mapping each listed object would call the
+    /// plugin's `map` once per object of the lookup kind for nothing).
+    triggers_live: AtomicBool,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -124,6 +128,7 @@ impl Controller {
             })
             .0,
             primary: OnceLock::new(),
+            triggers_live: AtomicBool::new(false),
             tasks: Mutex::new(Vec::new()),
             workers: Mutex::new(Vec::new()),
         })
@@ -224,6 +229,9 @@ impl Controller {
                 store.ready().await;
             }
         }
+        // From here on a change of a triggering lookup is mapped: one seen before is covered by the
+        // reconcile of every object, which reads the lookups when it runs.
+        self.triggers_live.store(true, Ordering::SeqCst);
         self.enqueue_all(Reason::Change);
         if let Some(period) = self.resync_period() {
             self.spawn_resync(period);

@@ -412,11 +412,18 @@ async fn a_triggering_lookup_reconciles_what_map_names() {
     let ns_gvk = Gvk::new("", "v1", "Namespace");
     let namespaces = Arc::new(KindStore::for_kind(&ns_gvk, false));
     namespaces.relist_start();
-    namespaces.relist_done();
+    for ns in ["a", "b", "c"] {
+        namespaces.relist_apply(object(
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        ));
+    }
     s.cache.add(namespaces.clone());
     let meta = Metadata::new("p", "1", cm_gvk()).lookup(Lookup::new(ns_gvk).triggers());
     let mut plugin = FakePlugin::new(meta, |_| Ok(Desired::default()));
-    plugin.map = Box::new(|trigger, cache| {
+    let maps = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = maps.clone();
+    plugin.map = Box::new(move |trigger, cache| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         assert_eq!(trigger.lookup, 0);
         // The map reads the cache: every ConfigMap named "src".
         cache
@@ -428,8 +435,16 @@ async fn a_triggering_lookup_reconciles_what_map_names() {
     });
     let plugin = Arc::new(plugin);
     let c = s.controller(plugin.clone());
+    settle().await;
+    // The namespaces' first list arrives while the plugin starts: not mapped, one by one.
+    namespaces.relist_done();
     advance(Duration::from_millis(10)).await;
     assert_eq!(plugin.calls().len(), 2, "start-up reconciles both");
+    assert_eq!(
+        maps.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the first list is not mapped"
+    );
     namespaces.apply(object(
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "late"}}),
     ));
@@ -437,6 +452,7 @@ async fn a_triggering_lookup_reconciles_what_map_names() {
     let calls = plugin.calls();
     assert_eq!(calls.len(), 3);
     assert_eq!((calls[2].0.as_str(), calls[2].1), ("src", Reason::Trigger));
+    assert_eq!(maps.load(std::sync::atomic::Ordering::SeqCst), 1);
     c.stop().await;
 }
 

@@ -112,7 +112,8 @@ impl Controller {
             {
                 self.queue.add(owner, Reason::ChildChange, Duration::ZERO);
             }
-            for (index, selector) in &roles.triggers {
+            let live = self.triggers_live.load(Ordering::SeqCst);
+            for (index, selector) in roles.triggers.iter().filter(|_| live) {
                 let lookup = &self.meta.lookups[*index as usize];
                 if self.meta.namespaces.allows(ns.as_deref())
                     && lookup_matches(lookup.namespace.as_deref(), selector.as_ref(), &obj)
