@@ -297,3 +297,92 @@ fn kubectl_day_to_day_commands_work() {
         serde_yaml::from_str(&s.run(&["get", "cm", "c", "-n", "demo", "-o", "yaml"])).unwrap();
     assert_eq!(cm["data"]["k"], "v");
 }
+
+/// kubectl's generators send protobuf bodies for built-in kinds; `explain` reads `/openapi/v3`.
+#[test]
+fn kubectl_create_generators_and_explain_work_for_built_in_kinds() {
+    assert!(kubectl_available(), "kubectl must be installed for this test");
+    let s = Apiserver::start();
+    s.run(&["create", "namespace", "gen"]);
+    let n = ["-n", "gen"];
+    let create = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(n);
+        s.run(&all)
+    };
+    create(&["create", "deployment", "web", "--image=nginx", "--replicas=2"]);
+    create(&["create", "job", "once", "--image=busybox"]);
+    create(&["create", "service", "clusterip", "web", "--tcp=80:8080"]);
+    create(&[
+        "create",
+        "secret",
+        "generic",
+        "creds",
+        "--from-literal=user=admin",
+    ]);
+    create(&["create", "configmap", "settings", "--from-literal=mode=fast"]);
+    create(&["create", "serviceaccount", "robot"]);
+    create(&["create", "role", "reader", "--verb=get,list", "--resource=pods"]);
+    create(&[
+        "create",
+        "rolebinding",
+        "read",
+        "--role=reader",
+        "--serviceaccount=gen:robot",
+    ]);
+    create(&[
+        "create",
+        "poddisruptionbudget",
+        "web",
+        "--selector=app=web",
+        "--min-available=1",
+    ]);
+    s.run(&[
+        "create",
+        "clusterrole",
+        "viewer",
+        "--verb=get",
+        "--resource=configmaps",
+    ]);
+
+    let get = |kind: &str, name: &str| -> serde_json::Value {
+        serde_yaml::from_str(&s.run(&["get", kind, name, "-n", "gen", "-o", "yaml"])).unwrap()
+    };
+    let deploy = get("deployment", "web");
+    assert_eq!(deploy["spec"]["replicas"], 2);
+    assert_eq!(deploy["spec"]["selector"]["matchLabels"]["app"], "web");
+    assert_eq!(
+        deploy["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx"
+    );
+    let job = get("job", "once");
+    assert_eq!(
+        job["spec"]["template"]["spec"]["containers"][0]["image"],
+        "busybox"
+    );
+    let svc = get("service", "web");
+    assert_eq!(svc["spec"]["ports"][0]["port"], 80);
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 8080);
+    assert_eq!(svc["spec"]["type"], "ClusterIP");
+    let secret = get("secret", "creds");
+    assert_eq!(secret["data"]["user"], "YWRtaW4=");
+    let role = get("role", "reader");
+    assert_eq!(role["rules"][0]["verbs"], serde_json::json!(["get", "list"]));
+    assert_eq!(role["rules"][0]["resources"], serde_json::json!(["pods"]));
+    let binding = get("rolebinding", "read");
+    assert_eq!(binding["roleRef"]["name"], "reader");
+    assert_eq!(binding["subjects"][0]["kind"], "ServiceAccount");
+    let pdb = get("pdb", "web");
+    assert_eq!(pdb["spec"]["minAvailable"], 1);
+
+    let explain = s.run(&["explain", "deployment.spec.replicas"]);
+    assert!(
+        explain.contains("Number of desired pods"),
+        "explain shows the field's description: {explain}"
+    );
+    let explain = s.run(&["explain", "deployment.spec"]);
+    assert!(
+        explain.contains("replicas") && explain.contains("template"),
+        "{explain}"
+    );
+}

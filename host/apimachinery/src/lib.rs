@@ -8,13 +8,15 @@
 //! - [`schema`]: structural `openAPIV3Schema` validation and pruning for custom resources.
 //! - [`strategic`]: strategic merge patch for built-in kinds.
 //! - [`fieldmanager`]: server-side apply and `managedFields` bookkeeping.
-//! - [`protobuf`]: decoding the protobuf request bodies kubectl sends for a few built-in kinds.
+//! - [`protobuf`]: decoding the protobuf request bodies kubectl sends for built-in kinds (k8s-pb).
+//! - [`openapi`]: OpenAPI v3 component schemas of built-in kinds (from `schemars`).
 //! - [`structure`]: how lists merge (atomic, set, map keyed by fields), the one fact SMP and SSA share.
 //! - [`time`]: Kubernetes timestamps (RFC 3339 seconds, UTC) and kubectl's ages, on `jiff`.
 //! - [`validation`]: name rules (RFC 1123 labels and subdomains, qualified names).
 
 pub mod fieldmanager;
 pub mod gofmt;
+pub mod openapi;
 pub mod protobuf;
 pub mod schema;
 pub mod selector;

@@ -125,7 +125,7 @@ pub struct Normalized {
 pub fn normalize(ri: &ResourceInfo, obj: Value, validation: FieldValidation) -> ApiResult<Normalized> {
     let name = name_of(&obj).to_string();
     let normalized = match &ri.schema {
-        Schema::Builtin { decode } => {
+        Schema::Builtin { decode, .. } => {
             let decoded = decode(obj.clone()).map_err(|e| {
                 ApiError::invalid(
                     &ri.kind,

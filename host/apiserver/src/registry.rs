@@ -24,6 +24,8 @@ pub enum Schema {
     /// Decoded through its k8s-openapi type: wrong types fail, unknown fields are dropped.
     Builtin {
         decode: fn(Value) -> Result<Value, serde_json::Error>,
+        /// Adds the kind's OpenAPI v3 schemas (k8s-openapi's `JsonSchema`), see `http::builtin_schemas`.
+        openapi: fn(&mut wasmop_apimachinery::openapi::Components),
     },
     /// A custom resource version's `openAPIV3Schema`.
     Custom { openapi: Arc<Value> },
@@ -172,9 +174,13 @@ const SCALABLE: Flags = Flags {
     generation: true,
 };
 
+fn openapi<K: Resource + schemars::JsonSchema>(c: &mut wasmop_apimachinery::openapi::Components) {
+    c.add::<K>(K::GROUP, K::VERSION, K::KIND);
+}
+
 fn builtin<K>(short_names: &[&str], categories: &[&str], flags: Flags) -> ResourceInfo
 where
-    K: Resource + ListableResource + DeserializeOwned + Serialize + 'static,
+    K: Resource + ListableResource + DeserializeOwned + Serialize + schemars::JsonSchema + 'static,
 {
     ResourceInfo {
         group: K::GROUP.into(),
@@ -193,7 +199,10 @@ where
             label_selector_path: Some(".status.selector".into()),
         }),
         generation: flags.generation,
-        schema: Schema::Builtin { decode: typed::<K> },
+        schema: Schema::Builtin {
+            decode: typed::<K>,
+            openapi: openapi::<K>,
+        },
         printer_columns: Vec::new(),
         crd_uid: None,
     }
@@ -351,7 +360,7 @@ mod tests {
     #[test]
     fn typed_decoding_rejects_wrong_types_and_drops_unknown_fields() {
         let cm = builtins().into_iter().find(|r| r.kind == "ConfigMap").unwrap();
-        let Schema::Builtin { decode } = cm.schema else {
+        let Schema::Builtin { decode, .. } = cm.schema else {
             panic!()
         };
         let out =

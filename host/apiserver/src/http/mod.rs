@@ -2,6 +2,7 @@
 //! [`crate::objects`], and the wire format of a real API server (compact JSON plus newline, pretty for
 //! curl, `Status` errors, `Warning` headers, Table output for kubectl).
 
+pub mod builtin_schemas;
 pub mod discovery;
 pub mod openapi;
 pub mod table;
@@ -285,12 +286,14 @@ impl RequestCtx {
             }
             "application/yaml" => serde_yaml::from_slice::<Value>(&self.body).map_err(|e| e.to_string()),
             "application/vnd.kubernetes.protobuf" => {
-                return wasmop_apimachinery::protobuf::decode(&self.body).map_err(|e| match e {
-                    wasmop_apimachinery::protobuf::ProtobufError::UnsupportedKind { .. } => {
-                        ApiError::unsupported_media_type(e.to_string())
-                    }
-                    _ => ApiError::bad_request(e.to_string()),
-                });
+                return wasmop_apimachinery::protobuf::decode(&self.body, builtin_schemas::all()).map_err(
+                    |e| match e {
+                        wasmop_apimachinery::protobuf::ProtobufError::UnsupportedKind { .. } => {
+                            ApiError::unsupported_media_type(e.to_string())
+                        }
+                        _ => ApiError::bad_request(e.to_string()),
+                    },
+                );
             }
             _ => {
                 return Err(ApiError::unsupported_media_type(

@@ -1,7 +1,8 @@
 //! OpenAPI endpoints kubectl needs before `create`, `apply` and `explain`: `/openapi/v2` (a minimal
 //! protobuf document, which kubectl accepts when `/openapi/v3` works — see
 //! `shared/k8s-reference/02-kubectl/openapi-requirement-experiments.md`) and `/openapi/v3` with one
-//! document per group-version, carrying the schemas of custom resources.
+//! document per group-version, carrying the schemas of its built-in kinds (`builtin_schemas`, from
+//! k8s-openapi) and of custom resources.
 
 use axum::body::Body;
 use axum::response::Response;
@@ -10,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::{RequestCtx, fnv1a, json_bytes};
 use crate::error::ApiResult;
-use crate::registry::{Registry, Schema};
+use crate::registry::{Registry, ResourceInfo, Schema};
 
 /// A gnostic `Document` holding only `swagger: "2.0"`.
 const MINIMAL_V2_PROTOBUF: &[u8] = &[0x0a, 0x03, b'2', b'.', b'0'];
@@ -30,8 +31,33 @@ fn group_versions(registry: &Registry) -> Vec<(String, String, String)> {
     out
 }
 
+/// The read path of a resource with a `get` operation naming its kind: `kubectl explain` finds a
+/// resource's kind through the `x-kubernetes-group-version-kind` of its operations, then the schema.
+fn read_path(r: &ResourceInfo, schema_name: &str) -> (String, Value) {
+    let prefix = if r.group.is_empty() {
+        format!("/api/{}", r.version)
+    } else {
+        format!("/apis/{}/{}", r.group, r.version)
+    };
+    let path = if r.namespaced {
+        format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", r.plural)
+    } else {
+        format!("{prefix}/{}/{{name}}", r.plural)
+    };
+    let op = json!({
+        "description": format!("read the specified {}", r.kind),
+        "x-kubernetes-action": "get",
+        "x-kubernetes-group-version-kind": {"group": r.group, "version": r.version, "kind": r.kind},
+        "responses": {"200": {"description": "OK", "content": {"application/json": {
+            "schema": {"$ref": format!("#/components/schemas/{schema_name}")}
+        }}}},
+    });
+    (path, json!({"get": op}))
+}
+
 fn gv_document(registry: &Registry, group: &str, version: &str) -> Value {
-    let mut schemas = Map::new();
+    let mut schemas = super::builtin_schemas::for_group_version(group, version);
+    let mut paths = Map::new();
     for (g, vs) in registry.groups() {
         if g != group {
             continue;
@@ -41,6 +67,15 @@ fn gv_document(registry: &Registry, group: &str, version: &str) -> Value {
                 continue;
             }
             for r in resources {
+                if let Schema::Builtin { .. } = &r.schema {
+                    let api_version = r.api_version();
+                    let name =
+                        wasmop_apimachinery::protobuf::root_schema_name(&schemas, &api_version, &r.kind);
+                    if let Some(name) = name {
+                        let (path, item) = read_path(r.as_ref(), &name);
+                        paths.insert(path, item);
+                    }
+                }
                 if let Schema::Custom { openapi } = &r.schema {
                     let reversed: Vec<&str> = r.group.split('.').rev().collect();
                     let name = format!("{}.{}.{}", reversed.join("."), r.version, r.kind);
@@ -51,6 +86,8 @@ fn gv_document(registry: &Registry, group: &str, version: &str) -> Value {
                             json!([{"group": r.group, "version": r.version, "kind": r.kind}]),
                         );
                     }
+                    let (path, item) = read_path(r.as_ref(), &name);
+                    paths.insert(path, item);
                     schemas.insert(name, schema);
                 }
             }
@@ -59,7 +96,7 @@ fn gv_document(registry: &Registry, group: &str, version: &str) -> Value {
     json!({
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": "v1.33.0-wasmop"},
-        "paths": {},
+        "paths": paths,
         "components": {"schemas": schemas},
     })
 }
