@@ -14,5 +14,6 @@ mod engine_containment;
 mod engine_contract;
 mod engine_examples;
 mod golden;
+mod host_production;
 mod reload;
 mod runtime_plugins;

@@ -108,7 +108,7 @@ async fn plugins_come_swap_survive_bad_files_and_go() {
     );
     let reconciles = metrics
         .lines()
-        .find_map(|l| l.strip_prefix("wasmop_reconciles_total{plugin=\"stamp\"} "))
+        .find_map(|l| l.strip_prefix("wasmop_reconciles_total{plugin=\"stamp\",outcome=\"success\"} "))
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or_else(|| panic!("{metrics}"));
     assert!(reconciles >= names.len() as u64, "{metrics}");

@@ -170,6 +170,7 @@ pub fn host_args() -> wasmop::HostArgs {
         },
         status: wasmop::cli::StatusArgs {
             status_addr: "127.0.0.1:0".parse().expect("address"),
+            liveness_timeout: Duration::from_secs(10),
         },
     }
 }

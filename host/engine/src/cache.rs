@@ -15,6 +15,7 @@ use serde_json::Value;
 use wasmop_apimachinery::selector::LabelSelector;
 use wasmop_contract::{BoxFuture, CacheReader, Gvk, Metadata};
 
+use crate::metrics::{self, Metrics};
 use crate::store::{KindStore, labels_json};
 
 /// Where a controller's stores come from.
@@ -43,6 +44,7 @@ impl Drop for Watched {
 pub struct Caches {
     client: Client,
     kinds: Mutex<HashMap<Gvk, Watched>>,
+    metrics: Metrics,
 }
 
 impl std::fmt::Debug for Caches {
@@ -54,11 +56,23 @@ impl std::fmt::Debug for Caches {
 }
 
 impl Caches {
-    pub fn new(client: Client) -> Caches {
+    /// Watches through `client`, counting restarts and relists in `metrics`.
+    pub fn new(client: Client, metrics: Metrics) -> Caches {
         Caches {
             client,
             kinds: Mutex::new(HashMap::new()),
+            metrics,
         }
+    }
+
+    /// Objects cached per watched kind.
+    pub fn sizes(&self) -> Vec<(Gvk, usize)> {
+        self.kinds
+            .lock()
+            .expect("caches lock")
+            .iter()
+            .map(|(g, w)| (g.clone(), w.store.len()))
+            .collect()
     }
 
     /// Kinds being watched.
@@ -94,7 +108,7 @@ impl Caches {
             matches!(caps.scope, Scope::Namespaced),
         ));
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
-        let task = tokio::spawn(feed(store.clone(), api));
+        let task = tokio::spawn(feed(store.clone(), api, self.metrics.clone()));
         kinds.insert(
             gvk.clone(),
             Watched {
@@ -107,17 +121,22 @@ impl Caches {
 }
 
 /// Feeds a store from a kube-rs watcher (which relists on 410 Gone and backs off on errors).
-async fn feed(store: Arc<KindStore>, api: Api<DynamicObject>) {
+async fn feed(store: Arc<KindStore>, api: Api<DynamicObject>, metrics: Metrics) {
+    let labels = metrics::kind(&store.gvk);
     let stream = watcher(api, watcher::Config::default()).default_backoff();
     let mut stream = std::pin::pin!(stream);
     while let Some(item) = stream.next().await {
         match item {
             Ok(watcher::Event::Apply(o)) => store.apply(o),
             Ok(watcher::Event::Delete(o)) => store.delete(o),
-            Ok(watcher::Event::Init) => store.relist_start(),
+            Ok(watcher::Event::Init) => {
+                metrics.watch_relists.get_or_create(&labels).inc();
+                store.relist_start()
+            }
             Ok(watcher::Event::InitApply(o)) => store.relist_apply(o),
             Ok(watcher::Event::InitDone) => store.relist_done(),
             Err(e) => {
+                metrics.watch_restarts.get_or_create(&labels).inc();
                 tracing::warn!(kind = %store.gvk, error = %e, "watch error; retrying with backoff")
             }
         }

@@ -2,13 +2,17 @@
 //! plugins. It owns the kube client, one watch and cache per kind ([`cache`], [`store`]), a work
 //! queue, workers and per-key backoff per plugin ([`controller`], [`queue`], [`backoff`]), the
 //! global write rate limit ([`ratelimit`]), and turns a plugin's desired state into API writes
-//! ([`plan`], [`writer`]).
+//! ([`plan`], [`writer`]). With leader election ([`leader`]) only the host holding the lease
+//! reconciles and writes ([`gate`]); its Prometheus metrics are defined once in [`metrics`].
 //!
 //! It sees plugins only through [`wasmop_contract::Reconciler`]: no wasmtime types here.
 
 pub mod backoff;
 pub mod cache;
 pub mod controller;
+pub mod gate;
+pub mod leader;
+pub mod metrics;
 pub mod plan;
 pub mod queue;
 pub mod ratelimit;
@@ -22,6 +26,9 @@ use std::time::Duration;
 use kube::Client;
 use kube::ResourceExt;
 use kube::runtime::events::{Recorder, Reporter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use wasmop_contract::{Gvk, Reconciler};
 
 pub use backoff::BackoffConfig;
@@ -30,6 +37,8 @@ pub use ratelimit::RateLimitConfig;
 
 use cache::{Cache, Caches};
 use controller::{Controller, ControllerConfig};
+use gate::Gate;
+use metrics::Metrics;
 use writer::KubeWriter;
 
 /// Engine-wide settings.
@@ -94,6 +103,8 @@ pub struct Engine {
     limiter: Arc<ratelimit::TokenBucket>,
     recorder: Recorder,
     controllers: tokio::sync::Mutex<HashMap<String, Arc<Controller>>>,
+    gate: Arc<Gate>,
+    metrics: Metrics,
 }
 
 impl std::fmt::Debug for Engine {
@@ -108,14 +119,66 @@ impl Engine {
             controller: "wasmop".into(),
             instance: None,
         };
+        let metrics = Metrics::default();
         Engine {
-            caches: Arc::new(Caches::new(client.clone())),
+            caches: Arc::new(Caches::new(client.clone(), metrics.clone())),
             limiter: Arc::new(ratelimit::TokenBucket::new(config.rate_limit)),
             recorder: Recorder::new(client.clone(), reporter),
             client,
             config,
             controllers: tokio::sync::Mutex::new(HashMap::new()),
+            gate: Arc::new(Gate::default()),
+            metrics,
         }
+    }
+
+    /// Whether this engine reconciles and writes (see [`gate`]). Leading by default; a standby
+    /// (`false`) keeps its watches and plugins but its workers take no keys and its writers refuse.
+    /// Becoming leader reconciles every object of every plugin once.
+    pub fn set_leading(&self, leading: bool) {
+        if self.gate.set(leading) {
+            tracing::info!(leading, "leadership changed");
+        }
+    }
+
+    pub fn is_leading(&self) -> bool {
+        self.gate.is_open()
+    }
+
+    /// The leadership gate, for the leader elector.
+    pub fn gate(&self) -> &Arc<Gate> {
+        &self.gate
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Registers the engine's metrics in `registry` (prefix `wasmop`), with the gauges read now:
+    /// queue depth and reconciles in flight per plugin, objects cached per kind, leadership.
+    pub async fn register_metrics(&self, registry: &mut Registry) {
+        self.metrics.register(registry);
+        let depth = Family::<metrics::Labels1, Gauge>::default();
+        let running = Family::<metrics::Labels1, Gauge>::default();
+        for (name, c) in self.controllers.lock().await.iter() {
+            let labels = metrics::plugin(name);
+            depth.get_or_create(&labels).set(c.queue.pending() as i64);
+            running.get_or_create(&labels).set(c.queue.running() as i64);
+        }
+        let cached = Family::<metrics::Labels1, Gauge>::default();
+        for (gvk, n) in self.caches.sizes() {
+            cached.get_or_create(&metrics::kind(&gvk)).set(n as i64);
+        }
+        let leader = Gauge::<i64>::default();
+        leader.set(i64::from(self.is_leading()));
+        registry.register("queue_depth", "Keys waiting in a plugin's work queue", depth);
+        registry.register("running_reconciles", "Reconciles in flight", running);
+        registry.register("cached_objects", "Objects in the shared cache, by kind", cached);
+        registry.register(
+            "leader",
+            "Whether this host reconciles (1: it holds the lease, or leader election is off)",
+            leader,
+        );
     }
 
     /// Names of the running plugins, sorted.
@@ -131,11 +194,16 @@ impl Engine {
             self.limiter.clone(),
             self.recorder.clone(),
             plugin.metadata().field_manager(),
+            self.gate.clone(),
+            self.metrics.clone(),
+            plugin.metadata().name.clone(),
         );
         let config = ControllerConfig {
             backoff: self.config.backoff,
             default_concurrency: self.config.default_concurrency,
             kind_retry: Duration::from_secs(2),
+            gate: self.gate.clone(),
+            metrics: self.metrics.clone(),
         };
         Controller::new(
             plugin,
@@ -239,8 +307,12 @@ impl Engine {
         self.caches.watched()
     }
 
-    /// Stops every plugin.
+    /// Stops every plugin: all stop taking work at once, then each finishes its reconciles in
+    /// flight (each bounded by the plugin's deadline and its writes).
     pub async fn shutdown(&self) {
+        for c in self.controllers.lock().await.values() {
+            c.close();
+        }
         for n in self.plugins().await {
             let _ = self.remove_plugin(&n).await;
         }

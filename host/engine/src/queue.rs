@@ -23,6 +23,8 @@ use std::hash::Hash;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use wasmop_contract::Reason;
@@ -124,15 +126,16 @@ impl<K: Hash + Eq + Clone> State<K> {
         None
     }
 
-    /// Takes the earliest pending key if it is due, marking it running.
-    fn take_due(&mut self, now: Instant) -> Option<(K, Reason)> {
+    /// Takes the earliest pending key if it is due, marking it running; with how long it waited
+    /// since it was due.
+    fn take_due(&mut self, now: Instant) -> Option<(K, Reason, Duration)> {
         if self.earliest()? > now {
             return None;
         }
         let top = self.heap.pop()?;
         let p = self.pending.remove(&top.key)?;
         self.running.insert(top.key.clone());
-        Some((top.key, p.reason))
+        Some((top.key, p.reason, now.saturating_duration_since(p.due)))
     }
 
     /// Adds an event for `key`, coalescing with what is pending or dirty for it.
@@ -206,6 +209,8 @@ pub struct WorkQueue<K> {
     ready: Notify,
     /// The timer holder, woken when the earliest due time moves earlier.
     rearm: Notify,
+    /// Counts adds, and observes how long keys waited once due (see [`crate::metrics`]).
+    metrics: Option<(Counter, Histogram)>,
     /// Times a waiting worker woke up, to test that idle workers stay asleep.
     #[cfg(test)]
     wakeups: std::sync::atomic::AtomicUsize,
@@ -225,6 +230,7 @@ impl<K: Hash + Eq + Clone> Default for WorkQueue<K> {
             }),
             ready: Notify::new(),
             rearm: Notify::new(),
+            metrics: None,
             #[cfg(test)]
             wakeups: std::sync::atomic::AtomicUsize::new(0),
         }
@@ -232,6 +238,15 @@ impl<K: Hash + Eq + Clone> Default for WorkQueue<K> {
 }
 
 impl<K: Hash + Eq + Clone> WorkQueue<K> {
+    /// A queue that counts its adds in `adds` and observes the time keys waited once due in
+    /// `waited`.
+    pub fn with_metrics(adds: Counter, waited: Histogram) -> Self {
+        WorkQueue {
+            metrics: Some((adds, waited)),
+            ..Self::default()
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State<K>> {
         self.state.lock().expect("queue lock")
     }
@@ -247,6 +262,9 @@ impl<K: Hash + Eq + Clone> WorkQueue<K> {
     /// Schedules `key` after `delay`, coalescing with what is already pending for it: the earliest
     /// due time and the strongest reason win.
     pub fn add(&self, key: K, reason: Reason, delay: Duration) {
+        if let Some((adds, _)) = &self.metrics {
+            adds.inc();
+        }
         let now = Instant::now();
         let mut s = self.lock();
         if s.closed {
@@ -272,12 +290,15 @@ impl<K: Hash + Eq + Clone> WorkQueue<K> {
                     return None;
                 }
                 let now = Instant::now();
-                if let Some(taken) = s.take_due(now) {
+                if let Some((key, reason, waited)) = s.take_due(now) {
                     // Hand-off: the next key is due too, or the timer this worker held needs a holder.
                     if s.earliest().is_some_and(|due| due <= now || !s.timer_held) {
                         self.ready.notify_one();
                     }
-                    return Some(taken);
+                    if let Some((_, histogram)) = &self.metrics {
+                        histogram.observe(waited.as_secs_f64());
+                    }
+                    return Some((key, reason));
                 }
                 match s.earliest() {
                     Some(due) if !s.timer_held => {

@@ -1,7 +1,7 @@
 //! The writes a reconcile sends ([`Write`]), how they fail ([`WriteError`], keeping the API
 //! server's answer as the source) and who sends them ([`Writer`]): [`KubeWriter`] in production —
-//! one per plugin, with its field manager, every write paced by the engine's global token bucket —
-//! and a recording writer in tests.
+//! one per plugin, with its field manager, every write paced by the engine's global token bucket and
+//! refused while the engine does not lead ([`crate::gate`]) — and a recording writer in tests.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +13,8 @@ use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType, Reco
 use serde_json::{Value, json};
 use wasmop_contract::{BoxFuture, EventType, PatchType};
 
+use crate::gate::Gate;
+use crate::metrics::{self, Metrics};
 use crate::ratelimit::TokenBucket;
 
 /// The object a write is about.
@@ -72,6 +74,19 @@ pub enum Write {
 }
 
 impl Write {
+    /// The write's verb, for metrics.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Write::Apply { .. } => "apply",
+            Write::Delete { .. } => "delete",
+            Write::Patch { .. } => "patch",
+            Write::Status { .. } => "apply_status",
+            Write::AddFinalizer { .. } => "add_finalizer",
+            Write::RemoveFinalizer { .. } => "remove_finalizer",
+            Write::Event { .. } => "create_event",
+        }
+    }
+
     /// What the write does, for logs and messages.
     pub fn describe(&self) -> String {
         match self {
@@ -110,6 +125,9 @@ pub enum WriteError {
     /// The write could not even be formed (an invalid JSON patch from the plugin).
     #[error("{what}: {reason}")]
     Invalid { what: String, reason: String },
+    /// This host does not hold the leader lease (any more): nothing was sent.
+    #[error("{what}: not sent, this host is not the leader")]
+    NotLeading { what: String },
 }
 
 /// What the engine does about a failed write.
@@ -134,6 +152,7 @@ impl WriteError {
             }
             WriteError::Invalid { .. } => ErrorClass::Permanent(self.to_string()),
             WriteError::Stale { .. } => ErrorClass::Conflict,
+            WriteError::NotLeading { .. } => ErrorClass::Transient,
             WriteError::Api { what, source } => match source {
                 kube::Error::Api(s) if s.code == 429 => {
                     let secs = s
@@ -165,15 +184,40 @@ pub struct KubeWriter {
     limiter: Arc<TokenBucket>,
     recorder: Recorder,
     manager: String,
+    gate: Arc<Gate>,
+    metrics: Metrics,
+    plugin: String,
 }
 
 impl KubeWriter {
-    pub fn new(client: Client, limiter: Arc<TokenBucket>, recorder: Recorder, manager: String) -> KubeWriter {
+    /// A writer for `plugin`, as field manager `manager`.
+    pub fn new(
+        client: Client,
+        limiter: Arc<TokenBucket>,
+        recorder: Recorder,
+        manager: String,
+        gate: Arc<Gate>,
+        metrics: Metrics,
+        plugin: String,
+    ) -> KubeWriter {
         KubeWriter {
             client,
             limiter,
             recorder,
             manager,
+            gate,
+            metrics,
+            plugin,
+        }
+    }
+
+    fn not_leading(&self, write: &Write) -> Result<(), WriteError> {
+        if self.gate.is_open() {
+            Ok(())
+        } else {
+            Err(WriteError::NotLeading {
+                what: write.describe(),
+            })
         }
     }
 
@@ -280,8 +324,29 @@ impl KubeWriter {
 impl Writer for KubeWriter {
     fn write<'a>(&'a self, write: &'a Write) -> BoxFuture<'a, Result<(), WriteError>> {
         Box::pin(async move {
+            self.not_leading(write)?;
+            let waiting = tokio::time::Instant::now();
             self.limiter.acquire().await;
+            self.metrics
+                .limiter_wait
+                .get_or_create(&metrics::plugin(&self.plugin))
+                .inc_by(waiting.elapsed().as_secs_f64());
+            // The wait may have been long: the lease may have been lost meanwhile.
+            self.not_leading(write)?;
             let result = self.send(write).await;
+            let code = match &result {
+                Ok(()) => "200".to_string(),
+                Err(kube::Error::Api(s)) => s.code.to_string(),
+                Err(_) => "error".to_string(),
+            };
+            self.metrics
+                .writes
+                .get_or_create(&[
+                    ("plugin", self.plugin.clone()),
+                    ("verb", write.verb().to_string()),
+                    ("code", code),
+                ])
+                .inc();
             if let Err(kube::Error::Api(s)) = &result
                 && s.code == 429
             {

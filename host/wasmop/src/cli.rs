@@ -113,9 +113,89 @@ impl CacheArgs {
 /// Where the host serves its plugin status.
 #[derive(Debug, Clone, Args)]
 pub struct StatusArgs {
-    /// Address of the local status endpoint (`GET /plugins`, `GET /metrics`, `GET /healthz`).
+    /// Address of the local status endpoint (`GET /plugins`, `/metrics`, `/readyz`, `/livez`,
+    /// `/healthz`).
     #[arg(long, env = "WASMOP_STATUS_ADDR", default_value = "127.0.0.1:9464")]
     pub status_addr: std::net::SocketAddr,
+    /// `/livez` fails when the async runtime's watchdog has not ticked for this long.
+    #[arg(long, env = "WASMOP_LIVENESS_TIMEOUT", default_value = "10s", value_parser = crate::offline::parse_duration)]
+    pub liveness_timeout: std::time::Duration,
+}
+
+/// Leader election among replicas of `wasmop run`: only the holder of a `coordination.k8s.io/v1`
+/// Lease reconciles; the others keep their caches and plugins warm and take over when it goes.
+#[derive(Debug, Clone, Args)]
+pub struct LeaderArgs {
+    /// Elect a leader through a Lease (run several replicas for availability).
+    #[arg(long, env = "WASMOP_LEADER_ELECT")]
+    pub leader_elect: bool,
+    /// Name of the Lease.
+    #[arg(long, env = "WASMOP_LEASE_NAME", default_value = "wasmop")]
+    pub lease_name: String,
+    /// Namespace of the Lease (default: the pod's namespace, from the service account or
+    /// `POD_NAMESPACE`, else `default`).
+    #[arg(long, env = "WASMOP_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// This replica's identity in the Lease (default: `POD_NAME`, else the host name plus a random
+    /// suffix).
+    #[arg(long, env = "WASMOP_LEADER_IDENTITY")]
+    pub leader_identity: Option<String>,
+    /// How long a Lease is valid after its holder last renewed it.
+    #[arg(long, env = "WASMOP_LEASE_DURATION", default_value = "15s", value_parser = crate::offline::parse_duration)]
+    pub lease_duration: std::time::Duration,
+    /// How long the leader keeps reconciling without a successful renewal (shorter than the lease
+    /// duration: it stops writing before anyone else may take over).
+    #[arg(long, env = "WASMOP_RENEW_DEADLINE", default_value = "10s", value_parser = crate::offline::parse_duration)]
+    pub renew_deadline: std::time::Duration,
+    /// How often to try to acquire or renew the Lease.
+    #[arg(long, env = "WASMOP_LEADER_RETRY_PERIOD", default_value = "2s", value_parser = crate::offline::parse_duration)]
+    pub leader_retry_period: std::time::Duration,
+}
+
+/// Where the service account's namespace is mounted in a pod.
+const POD_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+impl LeaderArgs {
+    /// The election's settings; `None` without `--leader-elect`.
+    pub fn config(&self) -> Option<wasmop_engine::leader::LeaderConfig> {
+        if !self.leader_elect {
+            return None;
+        }
+        let namespace = self.lease_namespace.clone().unwrap_or_else(|| {
+            std::fs::read_to_string(POD_NAMESPACE_FILE)
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|s| !s.is_empty()))
+                .unwrap_or_else(|| "default".into())
+        });
+        let identity = self.leader_identity.clone().unwrap_or_else(default_identity);
+        Some(wasmop_engine::leader::LeaderConfig {
+            name: self.lease_name.clone(),
+            namespace,
+            identity,
+            lease_duration: self.lease_duration,
+            renew_deadline: self.renew_deadline,
+            retry_period: self.leader_retry_period,
+        })
+    }
+}
+
+/// `POD_NAME`, else the host name with a random suffix (two processes on one machine differ).
+fn default_identity() -> String {
+    if let Some(pod) = std::env::var("POD_NAME").ok().filter(|s| !s.is_empty()) {
+        return pod;
+    }
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "wasmop".into());
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    format!("{host}_{:08x}", hasher.finish() as u32)
 }
 
 /// What a host is made of, shared by `run` and `dev`: the engine, the plugins' limits, the compile
@@ -137,6 +217,8 @@ pub struct RunArgs {
     /// Directory of plugin `.wasm` files (and optional `<name>.toml` settings), watched for changes.
     #[arg(long, env = "WASMOP_PLUGINS")]
     pub plugins: PathBuf,
+    #[command(flatten)]
+    pub leader: LeaderArgs,
     #[command(flatten)]
     pub host: HostArgs,
 }
@@ -227,6 +309,62 @@ mod tests {
                 run.contains(&flag.to_string()) && dev.contains(&flag.to_string()),
                 "{flag}"
             );
+        }
+    }
+
+    #[test]
+    fn leader_election_is_off_by_default_and_follows_client_go_defaults() {
+        let run =
+            |args: &[&str]| match Cli::try_parse_from([&["wasmop", "run", "--plugins", "/p"], args].concat())
+                .unwrap()
+                .command
+            {
+                Command::Run(a) => a,
+                other => panic!("{other:?}"),
+            };
+        assert_eq!(run(&[]).leader.config(), None);
+        let c = run(&[
+            "--leader-elect",
+            "--lease-namespace",
+            "ops",
+            "--leader-identity",
+            "me",
+        ])
+        .leader
+        .config()
+        .unwrap();
+        assert_eq!(
+            (c.name.as_str(), c.namespace.as_str(), c.identity.as_str()),
+            ("wasmop", "ops", "me")
+        );
+        assert_eq!(
+            (c.lease_duration, c.renew_deadline, c.retry_period),
+            (
+                std::time::Duration::from_secs(15),
+                std::time::Duration::from_secs(10),
+                std::time::Duration::from_secs(2)
+            )
+        );
+        assert!(c.validate().is_ok());
+        let a = default_identity();
+        assert!(!a.is_empty());
+        let flags: Vec<String> = Cli::command()
+            .find_subcommand("run")
+            .unwrap()
+            .get_arguments()
+            .filter_map(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()))
+            .collect();
+        for env in [
+            "WASMOP_LEADER_ELECT",
+            "WASMOP_LEASE_NAME",
+            "WASMOP_LEASE_NAMESPACE",
+            "WASMOP_LEADER_IDENTITY",
+            "WASMOP_LEASE_DURATION",
+            "WASMOP_RENEW_DEADLINE",
+            "WASMOP_LEADER_RETRY_PERIOD",
+            "WASMOP_LIVENESS_TIMEOUT",
+        ] {
+            assert!(flags.iter().any(|f| f == env), "{env}");
         }
     }
 

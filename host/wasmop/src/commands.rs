@@ -3,6 +3,7 @@
 //! apiserver` (the embedded API server alone). Each runs until Ctrl-C or SIGTERM.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::cli::{ApiServerArgs, DevArgs, RunArgs};
 use crate::host::{self, Host, HostError, KubeconfigError, ManifestError};
@@ -47,21 +48,66 @@ impl From<ManifestError> for CommandError {
     }
 }
 
-/// `wasmop run`.
+/// How long `wasmop run` gives its graceful shutdown (reconciles in flight, releasing the lease):
+/// within Kubernetes' default grace period of 30 s.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+
+/// `wasmop run`: on the first SIGTERM or Ctrl-C it stops taking work, lets the reconciles in flight
+/// finish, releases the lease and exits 0 (within [`SHUTDOWN_GRACE`]); a second signal exits at
+/// once.
 pub async fn run(args: RunArgs) -> Result<(), CommandError> {
+    let first_signal = signals();
     let client = kube::Client::try_default()
         .await
         .map_err(|e| CommandError::Connect(Box::new(e)))?;
     let mut host = Host::start(client, &args.host, &args.plugins).await?;
+    if let Some(config) = args.leader.config() {
+        host.lead(config)?;
+    }
     host.watch().await;
     println!("wasmop host running with plugins from {}", args.plugins.display());
     println!(
         "plugin status: wasmop plugins --status-addr {}",
         host.status_addr()
     );
-    shutdown_signal().await;
-    host.stop().await;
+    let _ = first_signal.await;
+    tracing::info!("shutting down: finishing the reconciles in flight, then releasing the lease");
+    if tokio::time::timeout(SHUTDOWN_GRACE, host.stop()).await.is_err() {
+        tracing::warn!(grace = ?SHUTDOWN_GRACE, "graceful shutdown did not finish in time; exiting");
+    }
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// Listens for SIGTERM and SIGINT from now on: the receiver resolves at the first; a second one
+/// exits the process at once (status 130).
+fn signals() -> tokio::sync::oneshot::Receiver<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let (term, int) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()));
+    tokio::spawn(async move {
+        let (Ok(mut term), Ok(mut int)) = (term, int) else {
+            tracing::warn!("cannot listen for signals");
+            return std::future::pending().await;
+        };
+        let mut tx = Some(tx);
+        loop {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            match tx.take() {
+                Some(tx) => {
+                    let _ = tx.send(());
+                }
+                None => {
+                    tracing::warn!("second signal: exiting at once");
+                    std::process::exit(130);
+                }
+            }
+        }
+    });
+    rx
 }
 
 /// What `wasmop dev` loads and applies.

@@ -12,6 +12,7 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchP
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::discovery::{ApiCapabilities, Scope};
 use wasmop_engine::Engine;
+use wasmop_engine::leader::{Elector, KubeLeases, LeaderConfig, LeaseError};
 use wasmop_runtime::{Runtime, RuntimeConfig, RuntimeError};
 
 use crate::cli::HostArgs;
@@ -31,17 +32,22 @@ pub enum HostError {
         #[source]
         source: std::io::Error,
     },
+    #[error("leader election")]
+    Leader(#[source] LeaseError),
 }
 
 /// The engine, the runtime and the plugin directory manager with its status endpoint. Plugins are
 /// loaded by [`Host::sync`] (once) or [`Host::watch`] (and then on every change of the directory)
 /// until [`Host::stop`].
 pub struct Host {
+    client: kube::Client,
     engine: Arc<Engine>,
     manager: Arc<PluginManager>,
     stop: tokio::sync::watch::Sender<bool>,
     watcher: Option<tokio::task::JoinHandle<()>>,
     status_addr: SocketAddr,
+    /// The leader elector and its stop signal, with `--leader-elect`.
+    elector: Option<(tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
 }
 
 impl std::fmt::Debug for Host {
@@ -64,7 +70,7 @@ impl Host {
         if !dir.is_dir() {
             return Err(HostError::NoPluginDir(dir));
         }
-        let engine = Arc::new(Engine::new(client, args.engine.config()));
+        let engine = Arc::new(Engine::new(client.clone(), args.engine.config()));
         let runtime = Runtime::new(RuntimeConfig {
             cache_dir: args.cache.dir(),
             ..RuntimeConfig::default()
@@ -78,16 +84,32 @@ impl Host {
         ));
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let addr = args.status.status_addr;
-        let status_addr = status::serve(addr, manager.clone(), stop_rx)
+        let status_addr = status::serve(addr, manager.clone(), args.status.liveness_timeout, stop_rx)
             .await
             .map_err(|source| HostError::Status { addr, source })?;
         Ok(Host {
+            client,
             engine,
             manager,
             stop,
             watcher: None,
             status_addr,
+            elector: None,
         })
+    }
+
+    /// Takes part in leader election on the Lease `config` names: from now on this host reconciles
+    /// and writes only while it holds the lease (its caches and plugins stay warm meanwhile). Call
+    /// before loading plugins, so that a standby never writes.
+    pub fn lead(&mut self, config: LeaderConfig) -> Result<(), HostError> {
+        config.validate().map_err(HostError::Leader)?;
+        self.engine.set_leading(false);
+        tracing::info!(lease = %format!("{}/{}", config.namespace, config.name), identity = %config.identity, "leader election: standing by until the lease is held");
+        let elector = Elector::new(KubeLeases::new(self.client.clone(), &config), config);
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(elector.run(self.engine.gate().clone(), stop_rx));
+        self.elector = Some((stop, task));
+        Ok(())
     }
 
     /// Brings the plugins in line with the directory once; returns whether anything changed.
@@ -117,13 +139,17 @@ impl Host {
     }
 
     /// Stops watching, closes the status endpoint and stops every plugin after its in-flight
-    /// reconciles.
+    /// reconciles (still leading meanwhile), then releases the lease if this host holds it.
     pub async fn stop(self) {
         self.stop.send_replace(true);
         if let Some(w) = self.watcher {
             let _ = w.await;
         }
         self.engine.shutdown().await;
+        if let Some((stop, task)) = self.elector {
+            stop.send_replace(true);
+            let _ = task.await;
+        }
     }
 }
 

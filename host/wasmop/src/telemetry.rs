@@ -1,65 +1,61 @@
-//! Prometheus metrics of a running host, rendered at each scrape from the engine's counters and the
-//! plugin manager's state (`GET /metrics` on the status endpoint).
+//! Prometheus metrics of a running host (`GET /metrics` on the status endpoint): the engine's own
+//! (defined once in `wasmop_engine::metrics`, registered by `Engine::register_metrics`) and the
+//! host's — plugin loads and the compile cache, and whether each plugin is up — in one registry
+//! with the `wasmop` prefix. `docs/operations.md` ("Metrics") lists every metric.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
-use wasmop_engine::Engine;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
 
-use crate::plugins::manager::{PluginStatus, State};
+use crate::plugins::manager::{PluginManager, State};
 
-type ByPlugin = Vec<(String, String)>;
+/// Load (compile or cache read, link, metadata) durations by `result` (`ok`, `error`).
+pub type LoadDurations = Family<[(&'static str, String); 1], Histogram, fn() -> Histogram>;
 
-/// The metrics text for the plugins in `status`.
-pub async fn render(engine: &Engine, status: &[PluginStatus]) -> String {
-    let reconciles = Family::<ByPlugin, Counter>::default();
-    let failures = Family::<ByPlugin, Counter>::default();
-    let writes = Family::<ByPlugin, Counter>::default();
-    let refused = Family::<ByPlugin, Counter>::default();
-    let queued = Family::<ByPlugin, Gauge>::default();
-    let running = Family::<ByPlugin, Gauge>::default();
-    let up = Family::<ByPlugin, Gauge>::default();
-    for s in status {
-        let Some(name) = s.name.clone() else { continue };
-        let labels = vec![("plugin".to_string(), name.clone())];
-        up.get_or_create(&vec![
-            ("plugin".to_string(), name.clone()),
-            ("version".to_string(), s.version.clone().unwrap_or_default()),
-        ])
-        .set(i64::from(s.state == State::Running));
-        if let Some(stats) = engine.stats(&name).await {
-            reconciles.get_or_create(&labels).inc_by(stats.reconciles);
-            failures.get_or_create(&labels).inc_by(stats.failures);
-            writes.get_or_create(&labels).inc_by(stats.writes);
-            refused.get_or_create(&labels).inc_by(stats.refused);
-        }
-        if let Some((pending, in_flight)) = engine.backlog(&name).await {
-            queued.get_or_create(&labels).set(pending as i64);
-            running.get_or_create(&labels).set(in_flight as i64);
-        }
-    }
+/// Seconds from 10 ms to about 80 s.
+fn load_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.01, 2.0, 14))
+}
+
+pub fn load_durations() -> LoadDurations {
+    Family::new_with_constructor(load_histogram)
+}
+
+/// The metrics text of the host `manager` belongs to.
+pub async fn render(manager: &PluginManager) -> String {
     let mut registry = Registry::with_prefix("wasmop");
-    registry.register("reconciles", "Reconciles run", reconciles);
-    registry.register(
-        "reconcile_failures",
-        "Reconciles that failed (guest error, trap, timeout, failed write)",
-        failures,
-    );
-    registry.register("writes", "API writes sent", writes);
-    registry.register(
-        "refused_answers",
-        "Desired states refused for undeclared writes",
-        refused,
-    );
-    registry.register("queued_keys", "Objects waiting to be reconciled", queued);
-    registry.register("running_reconciles", "Reconciles in flight", running);
+    manager.engine().register_metrics(&mut registry).await;
+    let up = Family::<[(&'static str, String); 2], Gauge>::default();
+    for s in manager.status().await {
+        let Some(name) = s.name else { continue };
+        up.get_or_create(&[("plugin", name), ("version", s.version.unwrap_or_default())])
+            .set(i64::from(s.state == State::Running));
+    }
     registry.register(
         "plugin_up",
         "Whether the plugin is running (1), or starting or failed to load (0)",
         up,
     );
+    registry.register_with_unit(
+        "plugin_load_duration",
+        "Time to load a plugin file: compile (or read the compile cache), link, read its metadata",
+        Unit::Seconds,
+        manager.load_durations().clone(),
+    );
+    if let Some((hits, misses)) = manager.cache_stats() {
+        let (h, m) = (Counter::<u64>::default(), Counter::<u64>::default());
+        h.inc_by(hits as u64);
+        m.inc_by(misses as u64);
+        registry.register(
+            "plugin_compile_cache_hits",
+            "Plugin loads served by the compile cache (no compilation)",
+            h,
+        );
+        registry.register("plugin_compile_cache_misses", "Plugin loads that compiled", m);
+    }
     let mut out = String::new();
     let _ = encode(&mut out, &registry);
     out

@@ -11,6 +11,10 @@
 //! The controller reads through a [`Cache`] and writes through a [`Writer`], so that all of it is
 //! unit-tested on tokio's paused clock with in-memory stores and a recording writer (`tests.rs`).
 //! Every task it starts is owned here and ended by [`Controller::stop`].
+//!
+//! Workers reconcile only while the engine's [`Gate`] is open (this host leads, or leader election
+//! is off); a key taken while it is closed is dropped, because every object is enqueued when the
+//! gate opens.
 
 mod policy;
 mod reconcile;
@@ -30,6 +34,8 @@ use wasmop_contract::{Gvk, Metadata, ObjectKey, Reason, Reconciler};
 
 use crate::backoff::{Backoff, BackoffConfig};
 use crate::cache::Cache;
+use crate::gate::Gate;
+use crate::metrics::{self, Metrics};
 use crate::queue::WorkQueue;
 use crate::store::KindStore;
 use crate::writer::Writer;
@@ -67,6 +73,9 @@ pub struct ControllerConfig {
     pub default_concurrency: usize,
     /// How long to wait before asking again for a kind that is not served.
     pub kind_retry: Duration,
+    /// Whether this host may reconcile (it leads).
+    pub gate: Arc<Gate>,
+    pub metrics: Metrics,
 }
 
 /// See the module docs.
@@ -111,6 +120,11 @@ impl Controller {
         config: ControllerConfig,
     ) -> Arc<Controller> {
         let meta = Arc::new(plugin.metadata().clone());
+        let labels = metrics::plugin(&meta.name);
+        let queue = WorkQueue::with_metrics(
+            config.metrics.queue_adds.get_or_create(&labels).clone(),
+            config.metrics.queue_duration.get_or_create(&labels).clone(),
+        );
         Arc::new(Controller {
             backoff: Mutex::new(Backoff::new(config.backoff)),
             meta,
@@ -119,7 +133,7 @@ impl Controller {
             cache,
             writer,
             config,
-            queue: WorkQueue::default(),
+            queue,
             parked: Mutex::new(HashMap::new()),
             stats: Stats::default(),
             recorded: Mutex::new(HashMap::new()),
@@ -236,19 +250,57 @@ impl Controller {
         if let Some(period) = self.resync_period() {
             self.spawn_resync(period);
         }
+        self.spawn_leadership_follower();
         let mut workers = self.workers.lock().expect("workers lock");
         for _ in 0..self.concurrency() {
             let this = self.clone();
-            workers.push(tokio::spawn(async move {
-                while let Some((key, reason)) = this.queue.next().await {
-                    this.reconcile(&key, reason).await;
-                    this.queue.done(&key);
-                }
-            }));
+            workers.push(tokio::spawn(async move { this.work().await }));
         }
         drop(workers);
         self.set_state(PluginState::Running);
         tracing::info!(plugin = %self.meta.name, version = %self.meta.version, primary = %self.meta.primary, "plugin started");
+    }
+
+    /// One worker: reconciles due keys until the queue closes. While the gate is closed it drops
+    /// them (the queue of a standby stays empty): every object is enqueued when the gate opens.
+    async fn work(&self) {
+        while let Some((key, reason)) = self.queue.next().await {
+            if !self.config.gate.is_open() {
+                self.queue.done(&key);
+                continue;
+            }
+            let started = tokio::time::Instant::now();
+            let outcome = self.reconcile(&key, reason).await;
+            let labels = metrics::plugin(&self.meta.name);
+            if let Some(outcome) = outcome.label() {
+                let m = &self.config.metrics;
+                m.reconciles
+                    .get_or_create(&[labels[0].clone(), ("outcome", outcome.to_string())])
+                    .inc();
+                if outcome != "parked" {
+                    m.reconcile_duration
+                        .get_or_create(&labels)
+                        .observe(started.elapsed().as_secs_f64());
+                }
+            }
+            self.queue.done(&key);
+        }
+    }
+
+    /// Every time the gate opens (this host won the lease), every object is reconciled once.
+    fn spawn_leadership_follower(self: &Arc<Self>) {
+        let mut rx = self.config.gate.subscribe();
+        let this = self.clone();
+        self.spawn(tokio::spawn(async move {
+            let mut open = *rx.borrow_and_update();
+            while rx.changed().await.is_ok() {
+                let now = *rx.borrow_and_update();
+                if now && !open {
+                    this.enqueue_all(Reason::Change);
+                }
+                open = now;
+            }
+        }));
     }
 
     /// The store of `gvk`, asking again while the kind is not served (a CRD applied later).
@@ -280,10 +332,15 @@ impl Controller {
         self.tasks.lock().expect("tasks lock").push(task);
     }
 
+    /// Stops taking new work (reconciles in flight go on).
+    pub(crate) fn close(&self) {
+        self.queue.close();
+    }
+
     /// Stops taking new work, ends every task the controller started, and lets the reconciles in
     /// flight finish.
     pub(crate) async fn stop(&self) {
-        self.queue.close();
+        self.close();
         for t in self.tasks.lock().expect("tasks lock").drain(..) {
             t.abort();
         }

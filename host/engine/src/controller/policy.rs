@@ -13,6 +13,7 @@ use kube::api::DynamicObject;
 use wasmop_contract::{EventType, ObjectKey, Reason, ReconcileFailure};
 
 use super::Controller;
+use crate::metrics;
 use crate::writer::{ErrorClass, WriteError};
 
 /// How soon a write that lost an optimistic-concurrency race is tried again (the watch delivers
@@ -67,11 +68,11 @@ impl Controller {
         match error.class() {
             ErrorClass::RetryAfter(delay) => {
                 tracing::info!(plugin = %self.meta.name, object = %key, retry_in = ?delay, "the API server asked to slow down");
-                self.queue.add(key.clone(), Reason::Retry, delay);
+                self.retry(key, delay);
             }
             ErrorClass::Conflict => {
                 tracing::debug!(plugin = %self.meta.name, object = %key, error = %error, "write conflict; retrying with the fresh object");
-                self.queue.add(key.clone(), Reason::Retry, CONFLICT_RETRY);
+                self.retry(key, CONFLICT_RETRY);
             }
             ErrorClass::Transient => self.back_off(key, &error.to_string()),
             ErrorClass::Permanent(message) => {
@@ -91,6 +92,15 @@ impl Controller {
     fn back_off(&self, key: &ObjectKey, error: &str) {
         let delay = self.backoff.lock().expect("backoff lock").failure(key);
         tracing::warn!(plugin = %self.meta.name, object = %key, %error, retry_in = ?delay, "reconcile failed; retrying");
+        self.retry(key, delay);
+    }
+
+    fn retry(&self, key: &ObjectKey, delay: Duration) {
+        self.config
+            .metrics
+            .retries
+            .get_or_create(&metrics::plugin(&self.meta.name))
+            .inc();
         self.queue.add(key.clone(), Reason::Retry, delay);
     }
 

@@ -20,21 +20,43 @@ use crate::writer::Write;
 /// How long an identical event about the same object is not recorded again.
 const EVENT_DEDUP: Duration = Duration::from_secs(600);
 
+/// How one reconcile ended, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outcome {
+    /// Nothing to do: the object is gone, or being deleted without the plugin's finalizer.
+    Nothing,
+    /// Skipped: the object's last failure was permanent and it has not changed.
+    Parked,
+    Success,
+    Error,
+}
+
+impl Outcome {
+    pub(super) fn label(self) -> Option<&'static str> {
+        match self {
+            Outcome::Nothing => None,
+            Outcome::Parked => Some("parked"),
+            Outcome::Success => Some("success"),
+            Outcome::Error => Some("error"),
+        }
+    }
+}
+
 impl Controller {
-    pub(super) async fn reconcile(&self, key: &ObjectKey, reason: Reason) {
+    pub(super) async fn reconcile(&self, key: &ObjectKey, reason: Reason) -> Outcome {
         let primary = self.primary().clone();
         let Some(object) = primary.get(key.namespace.as_deref(), &key.name) else {
             // Gone: children with owner references are garbage-collected by the API server.
             self.forget(key);
-            return;
+            return Outcome::Nothing;
         };
         if self.is_parked(key, &object) {
             self.stats.parked.fetch_add(1, Ordering::Relaxed);
-            return;
+            return Outcome::Parked;
         }
         let reason = if object.metadata.deletion_timestamp.is_some() {
             if !object.finalizers().contains(&self.meta.finalizer_name()) {
-                return;
+                return Outcome::Nothing;
             }
             Reason::Deletion
         } else {
@@ -55,23 +77,32 @@ impl Controller {
             Ok(d) if d.errors.is_empty() => d,
             Ok(d) => {
                 let failure = ReconcileFailure::Invalid(d.errors.join("; "));
-                return self.reconcile_failed(key, &object, failure).await;
+                self.reconcile_failed(key, &object, failure).await;
+                return Outcome::Error;
             }
-            Err(failure) => return self.reconcile_failed(key, &object, failure).await,
+            Err(failure) => {
+                self.reconcile_failed(key, &object, failure).await;
+                return Outcome::Error;
+            }
         };
         let plan = match plan::plan(&cx, &desired, &wasmop_apimachinery::time::now()) {
             Ok(p) => p,
-            Err(e) => return self.write_failed(key, &object, e).await,
+            Err(e) => {
+                self.write_failed(key, &object, e).await;
+                return Outcome::Error;
+            }
         };
         self.stats.skipped.fetch_add(plan.skipped, Ordering::Relaxed);
         for write in &plan.writes {
             if let Err(e) = self.writer.write(write).await {
-                return self.write_failed(key, &object, e).await;
+                self.write_failed(key, &object, e).await;
+                return Outcome::Error;
             }
             self.stats.writes.fetch_add(1, Ordering::Relaxed);
         }
         self.record_events(&primary, &object, &desired).await;
         self.succeeded(key, desired.requeue_after_seconds);
+        Outcome::Success
     }
 
     async fn record_events(&self, primary: &KindStore, object: &DynamicObject, desired: &Desired) {

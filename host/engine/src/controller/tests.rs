@@ -155,6 +155,7 @@ struct Setup {
     cache: Arc<MemoryCache>,
     store: Arc<KindStore>,
     writer: Arc<RecordingWriter>,
+    gate: Arc<crate::gate::Gate>,
 }
 
 impl Setup {
@@ -166,6 +167,7 @@ impl Setup {
             cache,
             store,
             writer: Arc::new(RecordingWriter::default()),
+            gate: Default::default(),
         }
     }
 
@@ -191,6 +193,8 @@ impl Setup {
                 },
                 default_concurrency: 2,
                 kind_retry: Duration::from_secs(2),
+                gate: self.gate.clone(),
+                metrics: Default::default(),
             },
         );
         c.start();
@@ -517,4 +521,29 @@ async fn stop_ends_every_task_even_while_waiting_for_a_kind() {
     c.stop().await;
     settle().await;
     assert_eq!(Arc::strong_count(&c), 1, "no task holds the controller any more");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_standby_reconciles_nothing_and_a_new_leader_everything_once() {
+    let s = Setup::new().synced(vec![cm("a", "x", 1), cm("a", "y", 1)]);
+    s.gate.set(false);
+    let plugin = Arc::new(FakePlugin::new(Metadata::new("p", "1", cm_gvk()), |_| {
+        Ok(Desired::default())
+    }));
+    let c = s.controller(plugin.clone());
+    c.running().await;
+    settle().await;
+    s.store.apply(cm("a", "x", 2));
+    advance(Duration::from_secs(5)).await;
+    assert!(plugin.calls().is_empty(), "a standby does not reconcile");
+    s.gate.set(true);
+    advance(Duration::from_secs(1)).await;
+    assert_eq!(plugin.calls().len(), 2, "every object once when the lease is won");
+    // Lost again: changes wait for the next win.
+    s.gate.set(false);
+    settle().await;
+    s.store.apply(cm("a", "y", 2));
+    advance(Duration::from_secs(5)).await;
+    assert_eq!(plugin.calls().len(), 2);
+    c.stop().await;
 }

@@ -95,6 +95,10 @@ pub struct PluginManager {
     defaults: PluginLimits,
     settle: Duration,
     entries: Mutex<BTreeMap<String, Entry>>,
+    /// Whether the directory has been read once (readiness waits for it).
+    synced: std::sync::atomic::AtomicBool,
+    /// How long loads took, by result (see [`crate::telemetry`]).
+    load_duration: crate::telemetry::LoadDurations,
 }
 
 impl std::fmt::Debug for PluginManager {
@@ -137,7 +141,38 @@ impl PluginManager {
             defaults,
             settle: Duration::from_millis(250),
             entries: Mutex::new(BTreeMap::new()),
+            synced: std::sync::atomic::AtomicBool::new(false),
+            load_duration: crate::telemetry::load_durations(),
         }
+    }
+
+    /// Whether the directory was read once and every plugin that runs has synced its watches (a
+    /// standby replica too): what `/readyz` answers.
+    pub async fn ready(&self) -> Result<(), String> {
+        if !self.synced.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("the plugin directory has not been read yet".into());
+        }
+        let waiting: Vec<String> = self
+            .status()
+            .await
+            .into_iter()
+            .filter(|s| s.state == State::Starting)
+            .map(|s| format!("{}: {}", s.name.unwrap_or(s.file), s.reason.unwrap_or_default()))
+            .collect();
+        if waiting.is_empty() {
+            Ok(())
+        } else {
+            Err(waiting.join("; "))
+        }
+    }
+
+    /// Compile-cache hits and misses so far (`None` without a cache).
+    pub fn cache_stats(&self) -> Option<(usize, usize)> {
+        self.runtime.cache_stats()
+    }
+
+    pub fn load_durations(&self) -> &crate::telemetry::LoadDurations {
+        &self.load_duration
     }
 
     pub fn engine(&self) -> &Engine {
@@ -220,6 +255,7 @@ impl PluginManager {
         if changed {
             self.log_table().await;
         }
+        self.synced.store(true, std::sync::atomic::Ordering::SeqCst);
         changed
     }
 
@@ -263,7 +299,16 @@ impl PluginManager {
         let hits_before = runtime.cache_stats().map(|(hits, _)| hits);
         let (file, bytes) = (found.wasm.display().to_string(), found.bytes.clone());
         // Compiling takes CPU seconds: off the async workers, and off every reconcile path.
+        let started = std::time::Instant::now();
         let loaded = tokio::task::spawn_blocking(move || runtime.load_bytes(&file, &bytes, limits)).await;
+        let result = if matches!(loaded, Ok(Ok(_))) {
+            "ok"
+        } else {
+            "error"
+        };
+        self.load_duration
+            .get_or_create(&[("result", result.to_string())])
+            .observe(started.elapsed().as_secs_f64());
         let plugin = match loaded {
             Ok(Ok(p)) => p,
             Ok(Err(e)) => return self.fail(&found, e.to_string()).await,

@@ -1,24 +1,94 @@
 //! A small local status endpoint of a running host (`--status-addr`, 127.0.0.1 by default): `GET
-//! /plugins` lists the loaded plugins, `GET /metrics` serves Prometheus metrics, `GET /healthz`
-//! answers ok. `wasmop plugins` reads it.
+//! /plugins` lists the loaded plugins, `GET /metrics` serves Prometheus metrics, `GET /readyz`
+//! answers 200 once the plugin directory was read and every running plugin's watches synced (a
+//! standby replica included) and 503 before, `GET /livez` (and its alias `/healthz`) fails when the
+//! async runtime is stuck: a watchdog task ticks every second, and liveness is its last tick being
+//! recent. `wasmop plugins` reads it.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::routing::get;
+use tokio::time::Instant;
 
 use super::manager::{PluginManager, PluginStatus};
 
-async fn plugins(State(m): State<Arc<PluginManager>>) -> Json<Vec<PluginStatus>> {
-    Json(m.status().await)
+/// How often the watchdog ticks.
+const TICK: Duration = Duration::from_secs(1);
+
+/// The runtime's heartbeat: a task records a tick every second; a stuck runtime stops ticking.
+#[derive(Debug)]
+pub struct Watchdog {
+    last: Mutex<Instant>,
+    timeout: Duration,
 }
 
-async fn metrics(
-    State(m): State<Arc<PluginManager>>,
-) -> ([(axum::http::HeaderName, &'static str); 1], String) {
-    let text = crate::telemetry::render(m.engine(), &m.status().await).await;
+impl Watchdog {
+    pub fn new(timeout: Duration) -> Watchdog {
+        Watchdog {
+            last: Mutex::new(Instant::now()),
+            timeout,
+        }
+    }
+
+    pub fn tick(&self) {
+        *self.last.lock().expect("watchdog lock") = Instant::now();
+    }
+
+    /// `Err` with the age of the last tick when it is older than the timeout.
+    pub fn alive(&self) -> Result<(), Duration> {
+        let age = self.last.lock().expect("watchdog lock").elapsed();
+        if age < self.timeout { Ok(()) } else { Err(age) }
+    }
+
+    /// Ticks every second until `shutdown` fires.
+    fn spawn(self: &Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(TICK);
+            loop {
+                tokio::select! {
+                    _ = interval.tick() => this.tick(),
+                    _ = shutdown.changed() => return,
+                }
+            }
+        });
+    }
+}
+
+#[derive(Clone)]
+struct Served {
+    manager: Arc<PluginManager>,
+    watchdog: Arc<Watchdog>,
+}
+
+async fn plugins(State(s): State<Served>) -> Json<Vec<PluginStatus>> {
+    Json(s.manager.status().await)
+}
+
+async fn readyz(State(s): State<Served>) -> (StatusCode, String) {
+    match s.manager.ready().await {
+        Ok(()) => (StatusCode::OK, "ok\n".into()),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
+    }
+}
+
+async fn livez(State(s): State<Served>) -> (StatusCode, String) {
+    match s.watchdog.alive() {
+        Ok(()) => (StatusCode::OK, "ok\n".into()),
+        Err(age) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the async runtime's watchdog last ticked {age:?} ago\n"),
+        ),
+    }
+}
+
+async fn metrics(State(s): State<Served>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    let text = crate::telemetry::render(&s.manager).await;
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -28,17 +98,23 @@ async fn metrics(
     )
 }
 
-/// Serves the endpoint until `shutdown` fires; returns the bound address.
+/// Serves the endpoint until `shutdown` fires; returns the bound address. `/livez` fails once the
+/// watchdog has not ticked for `liveness_timeout`.
 pub async fn serve(
     addr: SocketAddr,
     manager: Arc<PluginManager>,
+    liveness_timeout: Duration,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<SocketAddr> {
+    let watchdog = Arc::new(Watchdog::new(liveness_timeout));
+    watchdog.spawn(shutdown.clone());
     let app = axum::Router::new()
         .route("/plugins", get(plugins))
         .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok" }))
-        .with_state(manager);
+        .route("/readyz", get(readyz))
+        .route("/livez", get(livez))
+        .route("/healthz", get(livez))
+        .with_state(Served { manager, watchdog });
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     tokio::spawn(async move {
@@ -140,6 +216,24 @@ pub async fn print(addr: SocketAddr) -> Result<(), StatusError> {
 mod tests {
     use super::*;
     use crate::plugins::manager::State;
+
+    #[tokio::test(start_paused = true)]
+    async fn liveness_is_a_recent_tick() {
+        let w = Watchdog::new(Duration::from_secs(10));
+        assert!(w.alive().is_ok());
+        tokio::time::advance(Duration::from_secs(9)).await;
+        assert!(w.alive().is_ok());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(w.alive(), Err(Duration::from_secs(11)), "no tick for 11 s: stuck");
+        w.tick();
+        assert!(w.alive().is_ok());
+        // The ticking task keeps it alive as long as the runtime runs.
+        let w = Arc::new(w);
+        let (_stop, rx) = tokio::sync::watch::channel(false);
+        w.spawn(rx);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert!(w.alive().is_ok());
+    }
 
     #[test]
     fn the_table_shows_state_reason_and_error() {
