@@ -337,6 +337,13 @@ fn kubectl_create_generators_and_explain_work_for_built_in_kinds() {
         "--selector=app=web",
         "--min-available=1",
     ]);
+    create(&[
+        "create",
+        "cronjob",
+        "nightly",
+        "--image=busybox",
+        "--schedule=0 3 * * *",
+    ]);
     s.run(&[
         "create",
         "clusterrole",
@@ -374,6 +381,20 @@ fn kubectl_create_generators_and_explain_work_for_built_in_kinds() {
     assert_eq!(binding["subjects"][0]["kind"], "ServiceAccount");
     let pdb = get("pdb", "web");
     assert_eq!(pdb["spec"]["minAvailable"], 1);
+    let cronjob = get("cronjob", "nightly");
+    assert_eq!(cronjob["spec"]["schedule"], "0 3 * * *");
+    let image = &cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"];
+    assert_eq!(image, "busybox");
+    let clusterrole: serde_json::Value =
+        serde_yaml::from_str(&s.run(&["get", "clusterrole", "viewer", "-o", "yaml"])).unwrap();
+    assert_eq!(
+        clusterrole["rules"][0]["resources"],
+        serde_json::json!(["configmaps"])
+    );
+    let cm = get("configmap", "settings");
+    assert_eq!(cm["data"]["mode"], "fast");
+    let sa = get("serviceaccount", "robot");
+    assert_eq!(sa["metadata"]["name"], "robot");
 
     let explain = s.run(&["explain", "deployment.spec.replicas"]);
     assert!(

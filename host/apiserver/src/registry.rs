@@ -225,6 +225,7 @@ pub fn builtins() -> Vec<ResourceInfo> {
         builtin::<apps::v1::DaemonSet>(&["ds"], all, WORKLOAD),
         builtin::<events::v1::Event>(&["ev"], &[], NONE),
         builtin::<batch::v1::Job>(&[], all, WORKLOAD),
+        builtin::<batch::v1::CronJob>(&["cj"], all, WORKLOAD),
         builtin::<policy::v1::PodDisruptionBudget>(&["pdb"], &[], WORKLOAD),
         builtin::<rbac::v1::ClusterRoleBinding>(&[], &[], NONE),
         builtin::<rbac::v1::ClusterRole>(&[], &[], NONE),

@@ -35,6 +35,11 @@ pub enum ProtobufError {
     },
 }
 
+/// Whether protobuf bodies of this kind can be decoded (k8s-pb has a message for it).
+pub fn supports(api_version: &str, kind: &str) -> bool {
+    kinds::decode_to_debug(api_version, kind, &[]).is_some()
+}
+
 /// Decodes a protobuf request body into the object's JSON form (with `apiVersion` and `kind`).
 ///
 /// `schemas` are OpenAPI v3 component schemas (see [`crate::openapi`]); the kind's root is the one

@@ -85,6 +85,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_built_in_kind_has_a_schema_and_a_protobuf_message() {
+        for r in builtins() {
+            let api_version = r.api_version();
+            assert!(
+                wasmop_apimachinery::protobuf::root_schema(all(), &api_version, &r.kind).is_some(),
+                "no OpenAPI schema for {api_version} {}",
+                r.kind
+            );
+            assert!(
+                wasmop_apimachinery::protobuf::supports(&api_version, &r.kind),
+                "no k8s-pb message for {api_version} {}",
+                r.kind
+            );
+        }
+    }
+
+    #[test]
     fn apps_v1_holds_deployments_and_what_they_reference() {
         let apps = for_group_version("apps", "v1");
         assert!(apps.contains_key("io.k8s.api.apps.v1.Deployment"));
