@@ -35,6 +35,8 @@ pub struct Metrics {
     pub queue_duration: HistogramFamily<Labels1>,
     /// `plugin`: keys scheduled again after a failure.
     pub retries: Family<Labels1, Counter>,
+    /// `plugin`: desired states refused because they asked for undeclared writes.
+    pub refused: Family<Labels1, Counter>,
     /// `plugin`, `verb`, `code`.
     pub writes: Family<Labels3, Counter>,
     /// `plugin`.
@@ -53,6 +55,7 @@ impl Default for Metrics {
             queue_adds: Family::default(),
             queue_duration: Family::new_with_constructor(seconds_histogram),
             retries: Family::default(),
+            refused: Family::default(),
             writes: Family::default(),
             limiter_wait: Family::default(),
             watch_restarts: Family::default(),
@@ -98,6 +101,11 @@ impl Metrics {
             "reconcile_retries",
             "Keys scheduled again after a failed reconcile (backoff, Retry-After or conflict)",
             self.retries.clone(),
+        );
+        registry.register(
+            "refused_answers",
+            "Desired states refused because they asked for writes the plugin did not declare",
+            self.refused.clone(),
         );
         registry.register(
             "api_writes",

@@ -79,6 +79,11 @@ impl Controller {
                 let reason = match error {
                     WriteError::Refused(_) => {
                         self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                        self.config
+                            .metrics
+                            .refused
+                            .get_or_create(&metrics::plugin(&self.meta.name))
+                            .inc();
                         "WriteRefused"
                     }
                     _ => "WriteFailed",

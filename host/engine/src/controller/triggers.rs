@@ -112,7 +112,8 @@ impl Controller {
             {
                 self.queue.add(owner, Reason::ChildChange, Duration::ZERO);
             }
-            let live = self.triggers_live.load(Ordering::SeqCst);
+            // A standby maps nothing: becoming leader enqueues every object anyway.
+            let live = self.triggers_live.load(Ordering::SeqCst) && self.config.gate.is_open();
             for (index, selector) in roles.triggers.iter().filter(|_| live) {
                 let lookup = &self.meta.lookups[*index as usize];
                 if self.meta.namespaces.allows(ns.as_deref())
