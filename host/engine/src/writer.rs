@@ -382,6 +382,44 @@ mod tests {
         }))
     }
 
+    #[tokio::test]
+    async fn a_host_that_does_not_lead_sends_nothing() {
+        // Nothing listens there: a write that was sent would fail with a connection error.
+        let client = Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap();
+        let gate = Arc::new(Gate::default());
+        gate.set(false);
+        let reporter = kube::runtime::events::Reporter {
+            controller: "test".into(),
+            instance: None,
+        };
+        let metrics = Metrics::default();
+        let writer = KubeWriter::new(
+            client.clone(),
+            Arc::new(TokenBucket::new(crate::RateLimitConfig::default())),
+            Recorder::new(client, reporter),
+            "wasmop/p".into(),
+            gate,
+            metrics.clone(),
+            "p".into(),
+        );
+        let target = WriteTarget {
+            resource: ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&()),
+            namespace: Some("a".into()),
+            name: "b".into(),
+        };
+        let err = writer.write(&Write::Delete { target }).await.unwrap_err();
+        assert!(matches!(err, WriteError::NotLeading { .. }), "{err}");
+        assert_eq!(err.class(), ErrorClass::Transient);
+        let mut registry = prometheus_client::registry::Registry::default();
+        metrics.register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            !text.contains("api_writes_total{"),
+            "nothing counted as sent: {text}"
+        );
+    }
+
     #[test]
     fn api_answers_are_classified_and_keep_their_source() {
         let err = |code| WriteError::Api {
