@@ -388,3 +388,90 @@ async fn readiness_follows_the_plugins_and_metrics_parse() {
     host.stop().await;
     t.server.shutdown().await;
 }
+
+/// `wasmop run` on a plugin whose reconciles run until their deadline (5 s), one at a time.
+fn busy_host(t: &TestServer, plugins: &Path) -> (Child, SocketAddr) {
+    std::fs::copy(
+        wasmop_example_plugins::plugin_path("spin"),
+        plugins.join("spin.wasm"),
+    )
+    .unwrap();
+    let mut command = wasmop();
+    command
+        .args([
+            "run",
+            "--status-addr",
+            "127.0.0.1:0",
+            "--deadline",
+            "5s",
+            "--concurrency",
+            "1",
+        ])
+        .arg("--plugins")
+        .arg(plugins)
+        .env("KUBECONFIG", t.server.kubeconfig_path())
+        .env("WASMOP_LOG", "info");
+    let (child, status) = spawn_wasmop(&mut command, "plugin status: wasmop plugins --status-addr ");
+    (child, status.parse().expect("a status address"))
+}
+
+async fn reconciling(addr: SocketAddr) {
+    eventually(60, "a reconcile in flight", || async {
+        let (_, m) = get(addr, "/metrics").await?;
+        (sum(&m, "wasmop_running_reconciles", "plugin=\"spin\"") >= 1.0).then_some(())
+    })
+    .await;
+}
+
+fn signal(child: &Child, name: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([name, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
+async fn exit_within(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(start.elapsed() < limit, "exits within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn shutdown_waits_for_reconciles_in_flight_and_a_second_signal_exits_at_once() {
+    let t = TestServer::start().await;
+    apply_yaml(
+        &t.client,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: busy, namespace: default}\n",
+    )
+    .await;
+    let plugins = tempfile::tempdir().unwrap();
+
+    // SIGTERM: the reconcile in flight runs to its deadline, then the host exits 0.
+    let (mut child, addr) = busy_host(&t, plugins.path());
+    reconciling(addr).await;
+    signal(&child, "-TERM");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "still finishing the reconcile in flight"
+    );
+    let status = exit_within(&mut child, Duration::from_secs(10)).await;
+    assert!(status.success(), "{status:?}");
+
+    // A second signal does not wait.
+    let (mut child, addr) = busy_host(&t, plugins.path());
+    reconciling(addr).await;
+    signal(&child, "-TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(child.try_wait().unwrap().is_none());
+    signal(&child, "-INT");
+    let status = exit_within(&mut child, Duration::from_secs(2)).await;
+    assert_eq!(status.code(), Some(130));
+    t.server.shutdown().await;
+}
