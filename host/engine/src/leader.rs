@@ -55,8 +55,6 @@ pub enum LeaseError {
         #[source]
         source: kube::Error,
     },
-    #[error("{action} the lease {lease}: no answer in time")]
-    Timeout { action: &'static str, lease: String },
     #[error("invalid leader election settings: {0}")]
     Config(String),
 }

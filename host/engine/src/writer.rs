@@ -234,22 +234,17 @@ impl KubeWriter {
             field_manager: Some(self.manager.clone()),
             ..Default::default()
         };
-        let gone_is_done = |r: Result<(), kube::Error>| match r {
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-            other => other,
-        };
         match write {
             Write::Apply { target, body } => self
                 .api(target)
                 .patch(&target.name, &apply, &Patch::Apply(body))
                 .await
                 .map(drop),
-            Write::Delete { target } => gone_is_done(
-                self.api(target)
-                    .delete(&target.name, &DeleteParams::background())
-                    .await
-                    .map(drop),
-            ),
+            Write::Delete { target } => self
+                .api(target)
+                .delete(&target.name, &DeleteParams::background())
+                .await
+                .map(drop),
             Write::Patch {
                 target,
                 patch_type,
@@ -278,12 +273,10 @@ impl KubeWriter {
             } => {
                 let patch =
                     json!({"metadata": {"finalizers": finalizers, "resourceVersion": resource_version}});
-                gone_is_done(
-                    self.api(target)
-                        .patch(&target.name, &params, &Patch::Merge(&patch))
-                        .await
-                        .map(drop),
-                )
+                self.api(target)
+                    .patch(&target.name, &params, &Patch::Merge(&patch))
+                    .await
+                    .map(drop)
             }
             Write::RemoveFinalizer { target, index, name } => {
                 let path = format!("/metadata/finalizers/{index}");
@@ -292,12 +285,10 @@ impl KubeWriter {
                     {"op": "remove", "path": path},
                 ]))
                 .map_err(kube::Error::SerdeError)?;
-                gone_is_done(
-                    self.api(target)
-                        .patch(&target.name, &params, &Patch::<()>::Json(ops))
-                        .await
-                        .map(drop),
-                )
+                self.api(target)
+                    .patch(&target.name, &params, &Patch::<()>::Json(ops))
+                    .await
+                    .map(drop)
             }
             Write::Event {
                 regarding,
@@ -347,6 +338,14 @@ impl Writer for KubeWriter {
                     ("code", code),
                 ])
                 .inc();
+            // Deleting, or changing the finalizers of, an object that is gone is done.
+            let result = match (result, write) {
+                (
+                    Err(kube::Error::Api(s)),
+                    Write::Delete { .. } | Write::AddFinalizer { .. } | Write::RemoveFinalizer { .. },
+                ) if s.code == 404 => Ok(()),
+                (result, _) => result,
+            };
             if let Err(kube::Error::Api(s)) = &result
                 && s.code == 429
             {
