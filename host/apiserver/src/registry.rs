@@ -142,7 +142,24 @@ impl ResourceInfo {
     }
 }
 
-fn typed<K: DeserializeOwned + Serialize>(v: Value) -> Result<Value, serde_json::Error> {
+fn typed<K: DeserializeOwned + Serialize>(mut v: Value) -> Result<Value, serde_json::Error> {
+    // Go decodes base64 ([]byte fields) ignoring line breaks, and clients send them wrapped
+    // (kustomize's binaryData: 70 columns); k8s-openapi's decoder does not skip them.
+    let mut unwrap = |field: &str| {
+        if let Some(Value::Object(map)) = v.get_mut(field) {
+            for value in map.values_mut() {
+                if let Value::String(s) = value
+                    && s.contains(['\n', '\r'])
+                {
+                    s.retain(|c| c != '\n' && c != '\r');
+                }
+            }
+        }
+    };
+    unwrap("binaryData");
+    if std::any::type_name::<K>().ends_with("::Secret") {
+        unwrap("data");
+    }
     serde_json::to_value(serde_json::from_value::<K>(v)?)
 }
 

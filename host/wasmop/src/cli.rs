@@ -39,6 +39,8 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Print the CustomResourceDefinitions plugins declare, as one YAML stream.
     Crd(CrdArgs),
+    /// Print the RBAC (ClusterRole, bindings, leader-election Role) a host needs for plugins.
+    Rbac(crate::rbac::RbacArgs),
 }
 
 /// Logging.

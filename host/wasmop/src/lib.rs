@@ -7,6 +7,7 @@
 //! - [`plugins`]: the plugin directory, the plugin lifecycle and the status endpoint;
 //! - [`commands`]: the long-running subcommands (`run`, `dev`, `apiserver`);
 //! - [`offline`]: `wasmop test`, `wasmop inspect` and `wasmop crd`;
+//! - [`rbac`]: `wasmop rbac`, the RBAC a host needs for a set of plugins;
 //! - [`cli`]: the command line (every flag also a `WASMOP_*` variable), [`HostArgs`] among it;
 //! - [`telemetry`]: Prometheus metrics.
 //!
@@ -18,6 +19,7 @@ pub mod commands;
 pub mod host;
 pub mod offline;
 pub mod plugins;
+pub mod rbac;
 pub mod telemetry;
 
 pub use cli::HostArgs;

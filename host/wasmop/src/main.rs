@@ -25,6 +25,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Test(args) => offline::test(args).await?,
         Command::Inspect(args) => offline::inspect(args).await?,
         Command::Crd(args) => offline::crd(args).await?,
+        Command::Rbac(args) => wasmop::rbac::rbac(args).await?,
     }
     Ok(())
 }

@@ -215,14 +215,18 @@ fn crd_stream(path: &Path, metadata: &Metadata) -> Result<String, OfflineError> 
 
 /// A runtime for the offline commands: one plugin at a time, so a small pool is enough and
 /// reserves less address space.
-fn runtime() -> Result<Runtime, OfflineError> {
+pub(crate) fn runtime() -> Result<Runtime, OfflineError> {
     Ok(Runtime::new(RuntimeConfig {
         max_instances: 4,
         ..RuntimeConfig::default()
     })?)
 }
 
-async fn load(runtime: &Runtime, path: &Path, limits: PluginLimits) -> Result<Plugin, OfflineError> {
+pub(crate) async fn load(
+    runtime: &Runtime,
+    path: &Path,
+    limits: PluginLimits,
+) -> Result<Plugin, OfflineError> {
     let (runtime, path) = (runtime.clone(), path.to_path_buf());
     let loaded = tokio::task::spawn_blocking(move || runtime.load(&path, limits))
         .await

@@ -4,6 +4,7 @@
 
 pub mod builtin_schemas;
 pub mod discovery;
+pub mod metrics;
 pub mod openapi;
 pub mod table;
 pub mod watch;
@@ -28,7 +29,7 @@ use crate::registry::ResourceInfo;
 const MAX_BODY: usize = 8 * 1024 * 1024;
 
 pub fn router(core: Arc<Core>) -> axum::Router {
-    axum::Router::new().fallback(handle).with_state(core)
+    metrics::layer(axum::Router::new().fallback(handle).with_state(core.clone()), core)
 }
 
 /// Query parameters, last value wins.
