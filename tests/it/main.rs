@@ -3,13 +3,19 @@
 
 mod support;
 
+mod apiserver_cel;
+mod apiserver_core;
 mod apiserver_crd;
 mod apiserver_crud;
 mod apiserver_deletion;
 mod apiserver_kubectl;
+mod apiserver_metadata;
 mod apiserver_metrics;
+mod apiserver_patch;
 mod apiserver_persistence;
+mod apiserver_rbac;
 mod apiserver_ssa;
+mod apiserver_subresources;
 mod apiserver_watch;
 mod deploy;
 mod engine_containment;

@@ -89,6 +89,11 @@ pub fn validate_metadata(ri: &ResourceInfo, obj: &Value) -> Vec<Cause> {
             message: "Required value: name or generateName is required".into(),
             field: "metadata.name".into(),
         });
+    } else if crate::auth::rbac::is_rbac_kind(ri) {
+        // RBAC objects only need a valid path segment (`system:discovery`).
+        if let Some(msg) = crate::auth::rbac::path_segment_error(name) {
+            causes.push(invalid_cause("metadata.name", name, &msg));
+        }
     } else if name_is_label(ri) {
         if !is_dns_label(name) {
             causes.push(invalid_cause("metadata.name", name, LABEL_MSG));
@@ -123,6 +128,16 @@ pub struct Normalized {
 /// Decodes `obj` through its kind's schema: typed for built-ins, pruned, defaulted and validated for
 /// custom resources.
 pub fn normalize(ri: &ResourceInfo, obj: Value, validation: FieldValidation) -> ApiResult<Normalized> {
+    normalize_update(ri, obj, None, validation)
+}
+
+/// [`normalize`] of an update: `old` (the stored object) is what CEL transition rules see as `oldSelf`.
+pub fn normalize_update(
+    ri: &ResourceInfo,
+    obj: Value,
+    old: Option<&Value>,
+    validation: FieldValidation,
+) -> ApiResult<Normalized> {
     let name = name_of(&obj).to_string();
     let normalized = match &ri.schema {
         Schema::Builtin { decode, .. } => {
@@ -138,6 +153,12 @@ pub fn normalize(ri: &ResourceInfo, obj: Value, validation: FieldValidation) -> 
                     }],
                 )
             })?;
+            if ri.group == "apiextensions.k8s.io" && ri.plural == "customresourcedefinitions" {
+                let causes = crate::controllers::crd::rule_causes(&decoded);
+                if !causes.is_empty() {
+                    return Err(ApiError::invalid(&ri.kind, &ri.group, &name, causes));
+                }
+            }
             let mut unknown = Vec::new();
             dropped_fields(&obj, &decoded, "", &mut unknown);
             Normalized {
@@ -149,7 +170,9 @@ pub fn normalize(ri: &ResourceInfo, obj: Value, validation: FieldValidation) -> 
             let mut obj = obj;
             let unknown = schema::prune(openapi, &mut obj);
             schema::apply_defaults(openapi, &mut obj);
-            let errors = schema::validate(openapi, &obj);
+            let mut errors = schema::validate(openapi, &obj);
+            let rule_errors = wasmop_apimachinery::celrules::validate(openapi, &obj, old, &errors);
+            errors.extend(rule_errors);
             if !errors.is_empty() {
                 let causes = errors
                     .iter()

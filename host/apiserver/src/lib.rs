@@ -11,18 +11,24 @@
 //! - [`objects`]: the verbs and their metadata semantics; [`admission`]: validation; [`patch`] and
 //!   [`managed`]: patches, server-side apply and managedFields;
 //! - [`http`]: routing, discovery, OpenAPI, tables and watch streaming;
+//! - [`auth`]: authentication (admin and ServiceAccount tokens), impersonation, RBAC, access reviews;
 //! - [`controllers`]: garbage collection, namespace deletion and CRD lifecycle;
 //! - [`tls`], [`faults`]: transport security and test fault injection.
 
 pub mod admission;
+pub mod auth;
 pub mod controllers;
+pub mod core_kinds;
+pub mod defaults;
 pub mod error;
+pub mod eviction;
 pub mod faults;
 pub mod http;
 pub mod managed;
 pub mod objects;
 pub mod patch;
 pub mod registry;
+pub mod status;
 pub mod store;
 pub mod tls;
 
@@ -53,6 +59,9 @@ pub struct Config {
     pub faults: bool,
     /// How often watches that ask for bookmarks get one (a real server: about a minute).
     pub bookmark_interval: std::time::Duration,
+    /// Enforce RBAC (Roles and bindings) for every user but `system:masters`; off: every
+    /// authenticated user may do anything.
+    pub rbac: bool,
 }
 
 impl Config {
@@ -66,6 +75,7 @@ impl Config {
             history_limit: 10_000,
             faults: false,
             bookmark_interval: std::time::Duration::from_secs(60),
+            rbac: false,
         }
     }
 }
@@ -77,6 +87,8 @@ pub enum StartError {
     Store(#[from] store::StoreError),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    SigningKey(#[from] auth::token::KeyError),
     #[error("binding {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -93,6 +105,8 @@ pub struct Core {
     pub store: store::Store,
     pub faults: Faults,
     pub token: String,
+    /// ServiceAccount token signing and whether RBAC is enforced.
+    pub auth: auth::Auth,
     /// Ends open watches when the server shuts down.
     pub shutdown: tokio::sync::watch::Sender<bool>,
     /// How often watches that asked for bookmarks get one.
@@ -162,6 +176,10 @@ impl ApiServer {
             store,
             faults: Faults::new(config.faults),
             token,
+            auth: auth::Auth {
+                rbac: config.rbac,
+                signer: auth::token::Signer::load_or_create(&dir)?,
+            },
             shutdown: tokio::sync::watch::channel(false).0,
             bookmark_interval: config.bookmark_interval,
         });
@@ -175,6 +193,7 @@ impl ApiServer {
         let addr = tcp
             .local_addr()
             .map_err(|source| StartError::Bind { addr, source })?;
+        controllers::kubernetes_service::ensure(&core, addr);
         let app = http::router(core.clone());
         let mut shutdown_rx = core.shutdown.subscribe();
         let shutdown = async move {

@@ -7,7 +7,10 @@
 use std::any::TypeId;
 use std::sync::{Arc, RwLock};
 
-use k8s_openapi::api::{apps, batch, coordination, core, events, policy, rbac};
+use k8s_openapi::api::{
+    apps, authentication, authorization, batch, certificates, coordination, core, events, policy, rbac,
+};
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::{ListableResource, NamespaceResourceScope, Resource};
 use serde::Serialize;
@@ -115,7 +118,14 @@ impl ResourceInfo {
     }
 
     pub fn verbs(&self) -> &'static [&'static str] {
-        if self.is_custom() {
+        if let Some(verbs) = crate::core_kinds::verbs(self) {
+            verbs
+        } else if let Some(verbs) = (!self.is_custom())
+            .then(|| crate::auth::reviews::verbs(&self.group, &self.plural))
+            .flatten()
+        {
+            verbs
+        } else if self.is_custom() {
             // The order a real server reports for CRDs (reference behaviour 6).
             &[
                 "delete",
@@ -225,6 +235,28 @@ where
     }
 }
 
+/// A create-only kind (TokenReview, SelfSubjectAccessReview, ...): answered by `auth::reviews`,
+/// never stored or listed.
+fn review<K>() -> ResourceInfo
+where
+    K: Resource + DeserializeOwned + Serialize + schemars::JsonSchema + 'static,
+{
+    ResourceInfo {
+        group: K::GROUP.into(),
+        version: K::VERSION.into(),
+        kind: K::KIND.into(),
+        list_kind: String::new(),
+        plural: K::URL_PATH_SEGMENT.into(),
+        singular: K::KIND.to_ascii_lowercase(),
+        namespaced: TypeId::of::<K::Scope>() == TypeId::of::<NamespaceResourceScope>(),
+        schema: Schema::Builtin {
+            decode: typed::<K>,
+            openapi: openapi::<K>,
+        },
+        ..builtin::<core::v1::ConfigMap>(&[], &[], NONE)
+    }
+}
+
 /// The built-in kinds, in the group order a real server reports in discovery.
 /// Serving one more built-in kind is one more line here.
 pub fn builtins() -> Vec<ResourceInfo> {
@@ -237,12 +269,26 @@ pub fn builtins() -> Vec<ResourceInfo> {
         builtin::<core::v1::ServiceAccount>(&["sa"], &[], NONE),
         builtin::<core::v1::Pod>(&["po"], all, STATUS),
         builtin::<core::v1::Event>(&["ev"], &[], NONE),
+        builtin::<core::v1::Node>(&["no"], &[], STATUS),
+        builtin::<core::v1::Endpoints>(&["ep"], &[], NONE),
+        builtin::<core::v1::ReplicationController>(&["rc"], all, SCALABLE),
+        builtin::<core::v1::LimitRange>(&["limits"], &[], NONE),
+        builtin::<core::v1::ResourceQuota>(&["quota"], &[], STATUS),
+        builtin::<core::v1::ComponentStatus>(&["cs"], &[], NONE),
+        builtin::<APIService>(&[], &["api-extensions"], STATUS),
         builtin::<apps::v1::Deployment>(&["deploy"], all, SCALABLE),
         builtin::<apps::v1::StatefulSet>(&["sts"], all, SCALABLE),
         builtin::<apps::v1::DaemonSet>(&["ds"], all, WORKLOAD),
         builtin::<events::v1::Event>(&["ev"], &[], NONE),
+        review::<authentication::v1::SelfSubjectReview>(),
+        review::<authentication::v1::TokenReview>(),
+        review::<authorization::v1::LocalSubjectAccessReview>(),
+        review::<authorization::v1::SelfSubjectAccessReview>(),
+        review::<authorization::v1::SelfSubjectRulesReview>(),
+        review::<authorization::v1::SubjectAccessReview>(),
         builtin::<batch::v1::Job>(&[], all, WORKLOAD),
         builtin::<batch::v1::CronJob>(&["cj"], all, WORKLOAD),
+        builtin::<certificates::v1::CertificateSigningRequest>(&["csr"], &[], STATUS),
         builtin::<policy::v1::PodDisruptionBudget>(&["pdb"], &[], WORKLOAD),
         builtin::<rbac::v1::ClusterRoleBinding>(&[], &[], NONE),
         builtin::<rbac::v1::ClusterRole>(&[], &[], NONE),

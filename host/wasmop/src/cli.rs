@@ -271,6 +271,10 @@ pub struct ApiServerArgs {
     /// Allow run-time fault injection (429s, 500s, latency, closed watches) for tests.
     #[arg(long, env = "WASMOP_FAULT_INJECTION")]
     pub fault_injection: bool,
+    /// Enforce RBAC (Roles, ClusterRoles and their bindings) for every user but `system:masters`
+    /// (the admin token); off: every authenticated user may do anything.
+    #[arg(long, env = "WASMOP_RBAC")]
+    pub rbac: bool,
 }
 
 impl ApiServerArgs {
@@ -282,6 +286,7 @@ impl ApiServerArgs {
         c.insecure_http = self.insecure_http;
         c.history_limit = self.watch_history;
         c.faults = self.fault_injection;
+        c.rbac = self.rbac;
         c
     }
 }

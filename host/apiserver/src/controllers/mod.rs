@@ -1,5 +1,6 @@
 //! The few controllers a real control plane runs that clients depend on: garbage collection by
-//! ownerReferences ([`gc`]), namespace deletion ([`namespace`]) and the CRD lifecycle ([`crd`]).
+//! ownerReferences ([`gc`]), namespace deletion ([`namespace`]), the CRD lifecycle ([`crd`]) and the
+//! `default` ServiceAccount of every namespace ([`serviceaccount`]).
 //!
 //! They share one loop: wake on every new revision, read the events since the last pass, and act
 //! through [`crate::objects`] exactly as an API client would (same validation, events and revisions).
@@ -7,7 +8,9 @@
 
 pub mod crd;
 pub mod gc;
+pub mod kubernetes_service;
 pub mod namespace;
+pub mod serviceaccount;
 
 use std::sync::Arc;
 
@@ -40,6 +43,7 @@ pub fn bootstrap(core: &Core) {
             }
         }
     }
+    crate::auth::bootstrap::ensure(core);
 }
 
 /// State of the three controllers, advanced together one batch of events at a time.
@@ -53,6 +57,7 @@ impl Controllers {
         crd::resync(core, &all);
         self.gc.resync(core, &all);
         namespace::reconcile(core);
+        serviceaccount::resync(core);
     }
 
     fn on_events(&mut self, core: &Core, events: &[Arc<Event>]) {
@@ -61,6 +66,7 @@ impl Controllers {
             crd::on_event(core, e);
             self.gc.on_event(core, e);
             namespaces_dirty |= namespace::concerns(e);
+            serviceaccount::on_event(core, e);
         }
         if namespaces_dirty {
             namespace::reconcile(core);

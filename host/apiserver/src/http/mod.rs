@@ -4,8 +4,10 @@
 
 pub mod builtin_schemas;
 pub mod discovery;
+pub mod metadata;
 pub mod metrics;
 pub mod openapi;
+pub mod subresources;
 pub mod table;
 pub mod watch;
 
@@ -37,7 +39,7 @@ pub fn router(core: Arc<Core>) -> axum::Router {
 pub struct Query(HashMap<String, String>);
 
 impl Query {
-    fn parse(q: Option<&str>) -> Query {
+    pub(crate) fn parse(q: Option<&str>) -> Query {
         Query(
             form_urlencoded::parse(q.unwrap_or("").as_bytes())
                 .into_owned()
@@ -59,6 +61,8 @@ impl Query {
 pub struct Format {
     pretty: bool,
     table: bool,
+    /// `as=PartialObjectMetadata[List]`: answer with metadata only.
+    meta: Option<metadata::Target>,
 }
 
 impl Format {
@@ -77,11 +81,18 @@ impl Format {
             .split(',')
             .next()
             .is_some_and(|first| first.contains("as=Table"));
-        Format { pretty, table }
+        let meta = metadata::from_accept(accept);
+        Format { pretty, table, meta }
     }
 }
 
 pub fn json_bytes(value: &Value, pretty: bool) -> Vec<u8> {
+    if let Some(mut v) = crate::status::to_vec(value, pretty) {
+        if !pretty {
+            v.push(b'\n');
+        }
+        return v;
+    }
     if pretty {
         serde_json::to_vec_pretty(value).unwrap_or_default()
     } else {
@@ -132,24 +143,7 @@ fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
     resp
 }
 
-/// Who is asking.
-enum Caller {
-    Authenticated,
-    Anonymous,
-    Invalid,
-}
-
-fn authenticate(core: &Core, headers: &HeaderMap) -> Caller {
-    match headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        None => Caller::Anonymous,
-        Some(v) => match v.strip_prefix("Bearer ") {
-            Some(t) if constant_time_eq(t.trim().as_bytes(), core.token.as_bytes()) => Caller::Authenticated,
-            _ => Caller::Invalid,
-        },
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -159,25 +153,12 @@ async fn handle(State(core): State<Arc<Core>>, req: Request) -> Response {
     let format = Format::from_request(&parts.headers, &query);
     let path = parts.uri.path().trim_end_matches('/').to_string();
     let public = matches!(path.as_str(), "/version" | "/healthz" | "/livez" | "/readyz");
-    match authenticate(&core, &parts.headers) {
-        Caller::Authenticated => {}
-        Caller::Invalid => return error_response(&ApiError::unauthorized(), format.pretty),
-        Caller::Anonymous if public && parts.method == Method::GET => {}
-        Caller::Anonymous => {
-            let e = ApiError::forbidden(
-                crate::error::ResourceRef {
-                    group: "",
-                    plural: "",
-                },
-                format!(
-                    "forbidden: User \"system:anonymous\" cannot {} path \"{}\"",
-                    parts.method.as_str().to_lowercase(),
-                    path
-                ),
-            );
-            return error_response(&e, format.pretty);
-        }
-    }
+    // Authentication, impersonation and authorization (`crate::auth`).
+    let user =
+        match crate::auth::check_request(&core, &parts.method, parts.uri.path(), &query, &parts.headers) {
+            Ok(user) => user,
+            Err(e) => return error_response(&e, format.pretty),
+        };
     let watch = query.get("watch").is_some_and(|w| w == "true" || w == "1");
     if !public && let Err(e) = core.faults.before_request(&parts.method, &path, watch).await {
         return error_response(&e, format.pretty);
@@ -198,6 +179,7 @@ async fn handle(State(core): State<Arc<Core>>, req: Request) -> Response {
         query,
         format,
         body,
+        user,
     };
     match route(&ctx, &path).await {
         Ok(resp) => resp,
@@ -213,6 +195,8 @@ pub struct RequestCtx {
     pub query: Query,
     pub format: Format,
     pub body: Bytes,
+    /// Who is asking (after impersonation).
+    pub user: crate::auth::UserInfo,
 }
 
 impl RequestCtx {
@@ -278,7 +262,8 @@ impl RequestCtx {
         Ok(opts)
     }
 
-    fn json_body(&self, ri: &ResourceInfo) -> ApiResult<Value> {
+    /// The request body as JSON (JSON, YAML or protobuf on the wire).
+    pub(crate) fn json_body(&self, ri: &ResourceInfo) -> ApiResult<Value> {
         let ct = self.header(header::CONTENT_TYPE);
         let media = ct.split(';').next().unwrap_or("").trim();
         let parsed = match media {
@@ -312,6 +297,12 @@ impl RequestCtx {
     }
 
     fn respond(&self, code: u16, value: &Value) -> Response {
+        if let Some(target) = self.format.meta {
+            return match metadata::transform(value, target) {
+                Ok(v) => json_response(code, &v, self.format.pretty),
+                Err(e) => error_response(&e, self.format.pretty),
+            };
+        }
         json_response(code, value, self.format.pretty)
     }
 }
@@ -377,6 +368,9 @@ async fn route(ctx: &RequestCtx, path: &str) -> ApiResult<Response> {
         .all(|(g, vs)| g != group || vs.iter().all(|(v, _)| v != version))
     {
         return Ok(text_response(StatusCode::NOT_FOUND, "404 page not found"));
+    }
+    if let Some(r) = crate::auth::reviews::serve(ctx, group, version, rest) {
+        return r;
     }
     let (watch_path, rest) = match rest {
         ["watch", rest @ ..] => (true, rest),
@@ -447,12 +441,13 @@ async fn route(ctx: &RequestCtx, path: &str) -> ApiResult<Response> {
     if !target.ri.namespaced && target.namespace.is_some() {
         return Err(ApiError::resource_not_found());
     }
-    match target.subresource.as_deref() {
-        None => {}
-        Some("status") if target.ri.status => {}
-        Some("scale") if target.ri.scale.is_some() => {}
-        Some("finalize") if target.ri.plural == "namespaces" => {}
-        Some(_) => return Err(ApiError::resource_not_found()),
+    if let Some(sub) = target.subresource.as_deref()
+        && !crate::core_kinds::routed(&target.ri, sub)
+    {
+        return Err(ApiError::resource_not_found());
+    }
+    if let Some(resp) = subresources::handle(ctx, &target).await? {
+        return Ok(resp);
     }
     resource(ctx, target).await
 }
