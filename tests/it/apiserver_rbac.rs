@@ -6,7 +6,7 @@
 use std::process::{Command, Output};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec, TokenReview, TokenReviewSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -288,6 +288,40 @@ async fn rbac_matrix_for_users_groups_and_service_accounts() {
     .await;
     assert_eq!(code(events.list(&ListParams::default()).await), 200);
 
+    // TokenReview: who the token is, for the default audience only.
+    let reviews: Api<TokenReview> = Api::all(t.client.clone());
+    let review = |token: &str, audiences: Option<Vec<String>>| TokenReview {
+        spec: TokenReviewSpec {
+            token: Some(token.to_string()),
+            audiences,
+        },
+        ..Default::default()
+    };
+    let r = reviews
+        .create(&PostParams::default(), &review(&token, None))
+        .await
+        .unwrap();
+    let status = r.status.unwrap();
+    assert_eq!(status.authenticated, Some(true));
+    let who = status.user.unwrap();
+    assert_eq!(who.username.as_deref(), Some("system:serviceaccount:team-a:bot"));
+    assert_eq!(
+        who.groups.unwrap(),
+        [
+            "system:serviceaccounts",
+            "system:serviceaccounts:team-a",
+            "system:authenticated"
+        ]
+    );
+    let r = reviews
+        .create(
+            &PostParams::default(),
+            &review(&token, Some(vec!["vault".into()])),
+        )
+        .await
+        .unwrap();
+    assert_ne!(r.status.unwrap().authenticated, Some(true));
+
     // The token dies with its ServiceAccount.
     sas.delete("bot", &DeleteParams::default()).await.unwrap();
     assert_eq!(code(bot_cms.list(&ListParams::default()).await), 401);
@@ -377,11 +411,27 @@ async fn default_service_accounts_appear_in_every_namespace() {
         })
         .await;
     }
-    // Bootstrap roles exist even with RBAC off.
+    // Bootstrap roles exist even with RBAC off; the aggregation controller fills admin/edit/view.
     let crs: Api<k8s_openapi::api::rbac::v1::ClusterRole> = Api::all(t.client.clone());
     for name in ["cluster-admin", "admin", "edit", "view", "system:discovery"] {
         assert!(crs.get_opt(name).await.unwrap().is_some(), "{name}");
     }
+    let grants = |role: k8s_openapi::api::rbac::v1::ClusterRole, verb: &str, resource: &str| {
+        role.rules
+            .unwrap_or_default()
+            .iter()
+            .any(|r| r.verbs.iter().any(|v| v == verb) && r.resources.iter().flatten().any(|x| x == resource))
+    };
+    eventually(10, "aggregated rules in admin", || {
+        let crs = crs.clone();
+        async move {
+            let admin = crs.get("admin").await.ok()?;
+            (grants(admin.clone(), "create", "roles") && grants(admin, "list", "configmaps")).then_some(())
+        }
+    })
+    .await;
+    let view = crs.get("view").await.unwrap();
+    assert!(grants(view.clone(), "list", "configmaps") && !grants(view, "create", "configmaps"));
     t.server.shutdown().await;
 }
 
@@ -520,6 +570,13 @@ fn kubectl_auth_can_i_and_create_token_against_wasmop_apiserver_rbac() {
             "system:serviceaccount:team-a:bot"
         ]),
         "yes"
+    );
+
+    let list = run(&["auth", "can-i", "--list", "-n", "team-a", "--as", "jane"]);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("configmaps ") && l.contains("[get list]")),
+        "{list}"
     );
 
     // kubectl create token, then use it.

@@ -176,10 +176,7 @@ impl ApiServer {
             store,
             faults: Faults::new(config.faults),
             token,
-            auth: auth::Auth {
-                rbac: config.rbac,
-                signer: auth::token::Signer::load_or_create(&dir)?,
-            },
+            auth: auth::Auth::new(config.rbac, auth::token::Signer::load_or_create(&dir)?),
             shutdown: tokio::sync::watch::channel(false).0,
             bookmark_interval: config.bookmark_interval,
         });

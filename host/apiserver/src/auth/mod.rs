@@ -16,6 +16,8 @@ pub mod rbac;
 pub mod reviews;
 pub mod token;
 
+use std::sync::{Arc, Mutex};
+
 use http::{HeaderMap, Method, header};
 use serde_json::Value;
 
@@ -34,6 +36,32 @@ pub struct Auth {
     /// Enforce RBAC (`--rbac`).
     pub rbac: bool,
     pub signer: token::Signer,
+    /// The RBAC objects as of a store revision, reused until the next write.
+    policy: Mutex<Option<(u64, Arc<rbac::Policy>)>>,
+}
+
+impl Auth {
+    pub fn new(rbac: bool, signer: token::Signer) -> Auth {
+        Auth {
+            rbac,
+            signer,
+            policy: Mutex::new(None),
+        }
+    }
+
+    /// The Roles and bindings now stored (decoded once per store revision).
+    pub fn policy(&self, store: &crate::store::Store) -> Arc<rbac::Policy> {
+        let revision = store.revision();
+        let mut cached = self.policy.lock().expect("policy lock");
+        if let Some((r, p)) = cached.as_ref()
+            && *r == revision
+        {
+            return p.clone();
+        }
+        let p = Arc::new(rbac::Policy::from_store(store));
+        *cached = Some((revision, p.clone()));
+        p
+    }
 }
 
 /// Who is asking.
@@ -238,7 +266,7 @@ pub fn authorize(core: &Core, a: &Attributes) -> rbac::Decision {
             rbac::Decision::Deny(String::new())
         };
     }
-    rbac::Policy::from_store(&core.store).authorize(a)
+    core.auth.policy(&core.store).authorize(a)
 }
 
 /// `responsewriters.ForbiddenStatusError`: the 403 a real server writes for a refused request.

@@ -7,7 +7,9 @@
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, Subject};
+use k8s_openapi::api::rbac::v1::{
+    AggregationRule, ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, Subject,
+};
 use serde::de::DeserializeOwned;
 use wasmop_apimachinery::selector::LabelSelector;
 
@@ -127,6 +129,21 @@ pub fn path_segment_error(name: &str) -> Option<String> {
         .map(|c| format!("may not contain '{c}'"))
 }
 
+fn selectors(agg: &AggregationRule) -> Vec<LabelSelector> {
+    agg.cluster_role_selectors
+        .iter()
+        .flatten()
+        .filter_map(|s| serde_json::to_value(s).ok())
+        .filter_map(|s| LabelSelector::from_json(&s).ok())
+        .collect()
+}
+
+fn matches_any(selectors: &[LabelSelector], role: &ClusterRole) -> bool {
+    let labels = serde_json::to_value(&role.metadata.labels).ok();
+    let labels = labels.as_ref().and_then(|l| l.as_object());
+    selectors.iter().any(|s| s.matches(labels))
+}
+
 fn not_found(kind: &str, name: &str) -> String {
     format!("{kind}.{RBAC} \"{name}\" not found")
 }
@@ -158,6 +175,29 @@ impl Policy {
         Ok(out)
     }
 
+    /// What the aggregation controller writes into an aggregated ClusterRole: the rules of every
+    /// other ClusterRole its selectors match, in name order, without duplicates (None: no such
+    /// role, or it does not aggregate).
+    pub fn aggregated_rules(&self, name: &str) -> Option<Vec<PolicyRule>> {
+        let role = self.cluster_role(name)?;
+        let selectors = selectors(role.aggregation_rule.as_ref()?);
+        let mut out: Vec<PolicyRule> = Vec::new();
+        for other in &self.cluster_roles {
+            if other.metadata.name.as_deref() == Some(name) || !matches_any(&selectors, other) {
+                continue;
+            }
+            let mut seen = BTreeSet::from([name]);
+            let mut rules = Vec::new();
+            self.collect(other, &mut seen, &mut rules);
+            for r in rules {
+                if !out.contains(&r) {
+                    out.push(r);
+                }
+            }
+        }
+        Some(out)
+    }
+
     fn collect<'a>(&'a self, role: &'a ClusterRole, seen: &mut BTreeSet<&'a str>, out: &mut Vec<PolicyRule>) {
         if !seen.insert(role.metadata.name.as_deref().unwrap_or("")) {
             return;
@@ -170,17 +210,9 @@ impl Policy {
         let Some(agg) = &role.aggregation_rule else {
             return;
         };
-        let selectors: Vec<LabelSelector> = agg
-            .cluster_role_selectors
-            .iter()
-            .flatten()
-            .filter_map(|s| serde_json::to_value(s).ok())
-            .filter_map(|s| LabelSelector::from_json(&s).ok())
-            .collect();
+        let selectors = selectors(agg);
         for other in &self.cluster_roles {
-            let labels = serde_json::to_value(&other.metadata.labels).ok();
-            let labels = labels.as_ref().and_then(|l| l.as_object());
-            if selectors.iter().any(|s| s.matches(labels)) {
+            if matches_any(&selectors, other) {
                 self.collect(other, seen, out);
             }
         }
@@ -506,6 +538,8 @@ mod tests {
         }
         let rules = p.cluster_role_rules("outer").unwrap();
         assert_eq!(rules.len(), 1);
+        assert_eq!(p.aggregated_rules("outer").unwrap(), rules);
+        assert_eq!(p.aggregated_rules("cm-reader"), None);
         assert_eq!(
             rules[0].resources.as_deref(),
             Some(&["configmaps".to_string()][..])

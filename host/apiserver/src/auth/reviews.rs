@@ -363,7 +363,7 @@ fn self_rules_review(ctx: &RequestCtx, _: &[&str]) -> ApiResult<Response> {
     let everything =
         user.in_group(super::MASTERS) || (!ctx.core.auth.rbac && user.in_group(super::AUTHENTICATED));
     let (mut rules, errors) = if ctx.core.auth.rbac {
-        rbac::Policy::from_store(&ctx.core.store).rules_for(user, ns)
+        ctx.core.auth.policy(&ctx.core.store).rules_for(user, ns)
     } else {
         (Vec::new(), Vec::new())
     };

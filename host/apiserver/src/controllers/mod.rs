@@ -1,11 +1,13 @@
 //! The few controllers a real control plane runs that clients depend on: garbage collection by
 //! ownerReferences ([`gc`]), namespace deletion ([`namespace`]), the CRD lifecycle ([`crd`]) and the
-//! `default` ServiceAccount of every namespace ([`serviceaccount`]).
+//! `default` ServiceAccount of every namespace ([`serviceaccount`]), ClusterRole aggregation
+//! ([`aggregation`]).
 //!
 //! They share one loop: wake on every new revision, read the events since the last pass, and act
 //! through [`crate::objects`] exactly as an API client would (same validation, events and revisions).
 //! When the history they need has been trimmed they resynchronise from a full scan.
 
+pub mod aggregation;
 pub mod crd;
 pub mod gc;
 pub mod kubernetes_service;
@@ -58,18 +60,24 @@ impl Controllers {
         self.gc.resync(core, &all);
         namespace::reconcile(core);
         serviceaccount::resync(core);
+        aggregation::reconcile(core);
     }
 
     fn on_events(&mut self, core: &Core, events: &[Arc<Event>]) {
         let mut namespaces_dirty = false;
+        let mut roles_dirty = false;
         for e in events {
             crd::on_event(core, e);
             self.gc.on_event(core, e);
             namespaces_dirty |= namespace::concerns(e);
             serviceaccount::on_event(core, e);
+            roles_dirty |= aggregation::concerns(e);
         }
         if namespaces_dirty {
             namespace::reconcile(core);
+        }
+        if roles_dirty {
+            aggregation::reconcile(core);
         }
     }
 }
