@@ -432,6 +432,7 @@ fn builtin_defaults(ri: &ResourceInfo, obj: &mut Value) {
             obj["status"] = json!({"phase": "Active"});
         }
     }
+    crate::defaults::apply(ri, obj);
 }
 
 /// Everything a create checks and sets, shared by POST and create-by-apply.
@@ -505,6 +506,7 @@ pub fn create(
     check_namespace(core, ri, namespace, &name)?;
     managed::track_update(ri, None, &mut obj, &opts.manager, None, &now);
     if opts.dry_run {
+        crate::defaults::on_create(core, ri, &mut obj)?;
         return Ok(Written {
             code: 201,
             object: present(ri, &obj),
@@ -515,6 +517,8 @@ pub fn create(
         if current.is_some() {
             return Err(ApiError::already_exists(ri.resource_ref(), &name));
         }
+        let mut obj = obj;
+        crate::defaults::on_create(core, ri, &mut obj)?;
         Ok(Mutation::Put(obj))
     })?;
     Ok(Written {
@@ -612,6 +616,7 @@ fn finish_update(
         }
     }
     builtin_defaults(ri, &mut new);
+    crate::defaults::on_update(ri, old, &mut new);
     let normalized = admission::normalize(ri, new, validation)?;
     let mut new = normalized.object;
     let causes = admission::validate_metadata(ri, &new);
@@ -817,7 +822,8 @@ pub fn patch(
             let mut applied = parsed.clone();
             meta_mut(&mut applied).insert("name".into(), name.into());
             let obj = managed::apply(ri, None, &applied, &opts.manager, subresource, opts.force, &now)?;
-            let (obj, warnings) = admit_create(ri, namespace, obj, opts, &now)?;
+            let (mut obj, warnings) = admit_create(ri, namespace, obj, opts, &now)?;
+            crate::defaults::on_create(core, ri, &mut obj)?;
             return Ok((Mutation::Put(obj), warnings, 201));
         };
         let presented = present(ri, &old);
@@ -939,6 +945,9 @@ pub fn delete(
         Ok(Mutation::Put(new))
     };
     let success = |obj: &Value| {
+        if crate::defaults::returns_deleted_object(ri) {
+            return present(ri, obj);
+        }
         let mut details = Map::new();
         details.insert("name".into(), name.into());
         if !ri.group.is_empty() {

@@ -10,8 +10,8 @@ use std::sync::{Arc, RwLock};
 use k8s_openapi::api::{
     apps, authentication, authorization, batch, certificates, coordination, core, events, policy, rbac,
 };
-use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use k8s_openapi::{ListableResource, NamespaceResourceScope, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -87,11 +87,15 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
             item["categories"] = json!(r.categories);
         }
         items.push(item);
-        if r.status {
-            items.push(json!({"name": format!("{}/status", r.plural), "singularName": "", "namespaced": r.namespaced, "kind": r.kind, "verbs": ["get", "patch", "update"]}));
-        }
-        if r.scale.is_some() {
-            items.push(json!({"name": format!("{}/scale", r.plural), "singularName": "", "namespaced": r.namespaced, "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]}));
+        for s in crate::core_kinds::subresources(&r) {
+            let mut sub = json!({"name": format!("{}/{}", r.plural, s.name), "singularName": "", "namespaced": r.namespaced});
+            if !s.group.is_empty() {
+                sub["group"] = s.group.into();
+                sub["version"] = s.version.into();
+            }
+            sub["kind"] = s.kind.unwrap_or(&r.kind).into();
+            sub["verbs"] = json!(s.verbs);
+            items.push(sub);
         }
     }
     let gv = if group.is_empty() {
@@ -154,11 +158,15 @@ pub fn aggregated(registry: &Registry, core: bool, version: &str) -> Value {
                     item["categories"] = json!(r.categories);
                 }
                 let mut subs = Vec::new();
-                if r.status {
-                    subs.push(json!({"subresource": "status", "responseKind": kind(&r.kind), "verbs": ["get", "patch", "update"]}));
-                }
-                if r.scale.is_some() {
-                    subs.push(json!({"subresource": "scale", "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"}, "verbs": ["get", "patch", "update"]}));
+                for s in crate::core_kinds::subresources(&r) {
+                    let response_kind = if s.group.is_empty() {
+                        kind(s.kind.unwrap_or(&r.kind))
+                    } else {
+                        json!({"group": s.group, "version": s.version, "kind": s.kind.unwrap_or(&r.kind)})
+                    };
+                    subs.push(
+                        json!({"subresource": s.name, "responseKind": response_kind, "verbs": s.verbs}),
+                    );
                 }
                 if !subs.is_empty() {
                     item["subresources"] = Value::Array(subs);

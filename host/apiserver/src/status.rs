@@ -1,0 +1,192 @@
+//! The wire form of `Status` bodies (errors, DELETE successes, eviction answers): kube-apiserver's
+//! Go field order (`kind`, `apiVersion`, `metadata`, `status`, `message`, `reason`, `details`,
+//! `code`; details `name`, `group`, `kind`, `uid`, `causes`, `retryAfterSeconds`; causes `reason`,
+//! `message`, `field`). `serde_json::Value` sorts keys, so a `Status` value is re-emitted through
+//! these structs before it is written (see `http::json_bytes`).
+
+use serde::Serialize;
+use serde_json::Value;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListMetaOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    self_link: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource_version: Option<&'a Value>,
+    #[serde(rename = "continue", skip_serializing_if = "Option::is_none")]
+    continue_: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remaining_item_count: Option<&'a Value>,
+}
+
+#[derive(Serialize)]
+struct CauseOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a Value>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DetailsOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uid: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    causes: Option<Vec<CauseOut<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after_seconds: Option<&'a Value>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusOut<'a> {
+    kind: &'a Value,
+    api_version: &'a Value,
+    metadata: ListMetaOut<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<DetailsOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'a Value>,
+}
+
+/// Whether `value` is a `meta/v1 Status` (the only kind re-ordered here).
+pub fn is_status(value: &Value) -> bool {
+    value.get("kind").and_then(Value::as_str) == Some("Status")
+        && value.get("apiVersion").and_then(Value::as_str) == Some("v1")
+}
+
+fn ordered(value: &Value) -> Option<StatusOut<'_>> {
+    if !is_status(value) {
+        return None;
+    }
+    // A Status carrying fields this module does not know is left as it is rather than trimmed.
+    const KNOWN: [&str; 8] = [
+        "kind",
+        "apiVersion",
+        "metadata",
+        "status",
+        "message",
+        "reason",
+        "details",
+        "code",
+    ];
+    let obj = value.as_object()?;
+    if obj.keys().any(|k| !KNOWN.contains(&k.as_str())) {
+        return None;
+    }
+    let meta = obj.get("metadata").and_then(Value::as_object);
+    let m = |k: &str| meta.and_then(|m| m.get(k));
+    let details = match obj.get("details") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(d)) => {
+            const DETAIL_KEYS: [&str; 6] = ["name", "group", "kind", "uid", "causes", "retryAfterSeconds"];
+            if d.keys().any(|k| !DETAIL_KEYS.contains(&k.as_str())) {
+                return None;
+            }
+            let causes = match d.get("causes") {
+                None => None,
+                Some(Value::Array(items)) => Some(
+                    items
+                        .iter()
+                        .map(|c| CauseOut {
+                            reason: c.get("reason"),
+                            message: c.get("message"),
+                            field: c.get("field"),
+                        })
+                        .collect(),
+                ),
+                Some(_) => return None,
+            };
+            Some(DetailsOut {
+                name: d.get("name"),
+                group: d.get("group"),
+                kind: d.get("kind"),
+                uid: d.get("uid"),
+                causes,
+                retry_after_seconds: d.get("retryAfterSeconds"),
+            })
+        }
+        Some(_) => return None,
+    };
+    Some(StatusOut {
+        kind: obj.get("kind")?,
+        api_version: obj.get("apiVersion")?,
+        metadata: ListMetaOut {
+            self_link: m("selfLink"),
+            resource_version: m("resourceVersion"),
+            continue_: m("continue"),
+            remaining_item_count: m("remainingItemCount"),
+        },
+        status: obj.get("status"),
+        message: obj.get("message"),
+        reason: obj.get("reason"),
+        details,
+        code: obj.get("code"),
+    })
+}
+
+/// The JSON of a `Status` in kube-apiserver's field order; None for anything else.
+pub fn to_vec(value: &Value, pretty: bool) -> Option<Vec<u8>> {
+    let out = ordered(value)?;
+    if pretty {
+        serde_json::to_vec_pretty(&out).ok()
+    } else {
+        serde_json::to_vec(&out).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{ApiError, ResourceRef};
+    use serde_json::json;
+
+    #[test]
+    fn errors_come_out_in_go_field_order() {
+        let e = ApiError::not_found(
+            ResourceRef {
+                group: "",
+                plural: "configmaps",
+            },
+            "nope",
+        );
+        let bytes = to_vec(&e.to_status(), false).unwrap();
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"configmaps \"nope\" not found","reason":"NotFound","details":{"name":"nope","kind":"configmaps"},"code":404}"#
+        );
+    }
+
+    #[test]
+    fn delete_success_and_causes_keep_their_order() {
+        let v = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+            "details": {"uid": "u", "kind": "widgets", "group": "example.com", "name": "w",
+                "causes": [{"field": "f", "message": "m", "reason": "r"}]}});
+        assert_eq!(
+            String::from_utf8(to_vec(&v, false).unwrap()).unwrap(),
+            r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Success","details":{"name":"w","group":"example.com","kind":"widgets","uid":"u","causes":[{"reason":"r","message":"m","field":"f"}]}}"#
+        );
+    }
+
+    #[test]
+    fn other_objects_and_unknown_fields_are_left_alone() {
+        assert!(to_vec(&json!({"kind": "ConfigMap", "apiVersion": "v1"}), false).is_none());
+        assert!(to_vec(&json!({"kind": "Status", "apiVersion": "v1", "extra": 1}), false).is_none());
+    }
+}
