@@ -146,6 +146,15 @@ done
 echo "check-image: the image reconciled: $pdb"
 kubectl -n demo get "$pdb" -o jsonpath='{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}{"\n"}'
 
+# Leader election: this replica holds the Lease the generated Role covers.
+if [ -n "$leader_elect" ]; then
+  holder=$(kubectl -n wasmop-system get lease wasmop -o jsonpath='{.spec.holderIdentity}' 2>/dev/null || true)
+  [ "$holder" = wasmop-check ] || fail "the Lease wasmop-system/wasmop is held by '$holder', not wasmop-check"
+  echo "check-image: leader election: the Lease is held by $holder"
+fi
+# The generated RBAC was enough: nothing was forbidden.
+if grep -qi 'forbidden' "$work/host.log"; then fail "the host was refused something (403)"; fi
+
 # Compiled plugins went to /cache, as the pod's user.
 [ -n "$(find "$cache" -type f -print -quit)" ] || fail "nothing was cached in /cache"
 [ -z "$(find "$cache" ! -user "$uid" -print -quit)" ] || fail "files in /cache not owned by $uid"
