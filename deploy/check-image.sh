@@ -12,6 +12,7 @@
 #
 #   deploy/check-image.sh                 # builds the image first when it is missing
 #   WASMOP_IMAGE=wasmop:dev WASMOP_CHECK_PLUGIN=path/to/pdb-guard.wasm deploy/check-image.sh
+#   WASMOP_CHECK_RBAC=my-rbac.yaml deploy/check-image.sh    # another `wasmop rbac` output
 #
 # Needs root (mount namespaces, chroot) and kubectl.
 set -euo pipefail
@@ -20,6 +21,7 @@ start=$(date +%s)
 
 image=${WASMOP_IMAGE:-wasmop:dev}
 plugin=${WASMOP_CHECK_PLUGIN:-target/wasm-plugins/plugins/pdb-guard.wasm}
+rbac_yaml=${WASMOP_CHECK_RBAC:-deploy/rbac.yaml}
 uid=65532
 
 command -v kubectl >/dev/null || { echo "check-image: kubectl is required" >&2; exit 1; }
@@ -76,7 +78,7 @@ port=${url##*:}
 export KUBECONFIG="$work/api/kubeconfig"
 
 # The host's namespace, ServiceAccount and generated RBAC, as deploy/ installs them.
-kubectl apply --server-side -f deploy/namespace.yaml -f deploy/serviceaccount.yaml -f deploy/rbac.yaml >/dev/null
+kubectl apply --server-side -f deploy/namespace.yaml -f deploy/serviceaccount.yaml -f "$rbac_yaml" >/dev/null
 
 # The service-account mount: token, CA, namespace (as the kubelet's projected volume, world-readable
 # files in a directory the container cannot write). The token is the ServiceAccount's (TokenRequest)
