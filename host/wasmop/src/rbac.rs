@@ -486,6 +486,27 @@ mod tests {
     }
 
     #[test]
+    fn a_mounted_configmap_directory_yields_each_plugin_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let stamp = dir.path().join("..2024_01_01_00_00_00.000000001");
+        std::fs::create_dir(&stamp).unwrap();
+        for name in ["b.wasm", "a.wasm", "a.toml"] {
+            std::fs::write(stamp.join(name), b"").unwrap();
+        }
+        std::os::unix::fs::symlink("..2024_01_01_00_00_00.000000001", dir.path().join("..data")).unwrap();
+        for name in ["b.wasm", "a.wasm", "a.toml"] {
+            std::os::unix::fs::symlink(format!("..data/{name}"), dir.path().join(name)).unwrap();
+        }
+        let files = plugin_files(&[dir.path().to_path_buf()]).unwrap();
+        assert_eq!(files, vec![dir.path().join("a.wasm"), dir.path().join("b.wasm")]);
+        let empty = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            plugin_files(&[empty.path().to_path_buf()]),
+            Err(RbacError::Empty(_))
+        ));
+    }
+
+    #[test]
     fn names_and_namespace_are_flags() {
         let m = Metadata::new("g", "1.0.0", Gvk::new("apps", "v1", "Deployment"));
         let names = Names {
