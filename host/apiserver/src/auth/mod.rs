@@ -346,8 +346,18 @@ pub fn impersonate(core: &Core, user: UserInfo, headers: &HeaderMap) -> Result<U
         .get("impersonate-uid")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let extras: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(k, v)| {
+            let key = k.as_str().strip_prefix("impersonate-extra-")?;
+            let key = form_urlencoded::parse(format!("k={key}").as_bytes())
+                .next()
+                .map(|(_, k)| k.to_ascii_lowercase())?;
+            Some((key, v.to_str().ok()?.to_string()))
+        })
+        .collect();
     let Some(name) = name else {
-        if !groups.is_empty() || uid.is_some() {
+        if !groups.is_empty() || uid.is_some() || !extras.is_empty() {
             return Err(ApiError::internal(format!(
                 "requested {groups:?} without impersonating a user"
             )));
@@ -391,6 +401,12 @@ pub fn impersonate(core: &Core, user: UserInfo, headers: &HeaderMap) -> Result<U
     if let Some(uid) = uid {
         check(core, &ask("uids", "authentication.k8s.io", "", &uid))?;
         out.uid = uid;
+    }
+    // Extra fields are checked (`userextras/KEY`) but not carried: no authorizer here reads them.
+    for (key, value) in &extras {
+        let mut a = ask("userextras", "authentication.k8s.io", "", value);
+        a.subresource = key.clone();
+        check(core, &a)?;
     }
     if name == ANONYMOUS {
         if !out.in_group(UNAUTHENTICATED) {
