@@ -6,7 +6,9 @@
 //!
 //! - [`selector`]: label selectors (equality and set-based) and field selectors.
 //! - [`schema`]: structural `openAPIV3Schema` validation and pruning for custom resources.
+//! - [`celrules`]: the CEL `x-kubernetes-validations` rules of CRD schemas.
 //! - [`strategic`]: strategic merge patch for built-in kinds.
+//! - [`jsonpatch`]: RFC 6902 JSON patch with kube-apiserver's (evanphx/json-patch v4) semantics.
 //! - [`fieldmanager`]: server-side apply and `managedFields` bookkeeping.
 //! - [`protobuf`]: decoding the protobuf request bodies kubectl sends for built-in kinds (k8s-pb).
 //! - [`openapi`]: OpenAPI v3 component schemas of built-in kinds (from `schemars`).
@@ -14,8 +16,10 @@
 //! - [`time`]: Kubernetes timestamps (RFC 3339 seconds, UTC) and kubectl's ages, on `jiff`.
 //! - [`validation`]: name rules (RFC 1123 labels and subdomains, qualified names).
 
+pub mod celrules;
 pub mod fieldmanager;
 pub mod gofmt;
+pub mod jsonpatch;
 pub mod openapi;
 pub mod protobuf;
 pub mod schema;

@@ -478,7 +478,7 @@ fn schema_props(s: &Value, data: &Value, path: &str, root: bool, out: &mut Vec<F
     }
 }
 
-/// kube-openapi's `stringValidator` (first failure only). `pattern` is not checked: no regex engine.
+/// kube-openapi's `stringValidator` (first failure only): maxLength, minLength, pattern.
 fn string_check(s: &Value, text: &str, path: &str, out: &mut Vec<FieldError>) {
     let len = text.chars().count() as i64;
     if let Some(max) = int_of(s, "maxLength")
@@ -506,7 +506,37 @@ fn string_check(s: &Value, text: &str, path: &str, out: &mut Vec<FieldError>) {
             Some(Value::String(text.to_string())),
             format!("{path} in body should be at least {min} chars long"),
         ));
+        return;
     }
+    if let Some(pattern) = s.get("pattern").and_then(Value::as_str)
+        && !pattern_matches(pattern, text)
+    {
+        out.push(error(
+            FieldErrorKind::Invalid,
+            openapi_field(path),
+            Some(Value::String(text.to_string())),
+            format!("{path} in body should match '{pattern}'"),
+        ));
+    }
+}
+
+/// `validate.Pattern`: an unanchored RE2 search (Go's `regexp`, which the `regex` crate follows); a
+/// pattern that does not compile fails every value, as there. Compiled patterns are cached per thread.
+fn pattern_matches(pattern: &str, text: &str) -> bool {
+    thread_local! {
+        static CACHE: std::cell::RefCell<std::collections::HashMap<String, Option<regex::Regex>>> =
+            Default::default();
+    }
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() > 1024 {
+            c.clear();
+        }
+        c.entry(pattern.to_string())
+            .or_insert_with(|| regex::Regex::new(pattern).ok())
+            .as_ref()
+            .is_some_and(|re| re.is_match(text))
+    })
 }
 
 /// kube-openapi's `formatValidator`: only string data, only formats the server keeps.
@@ -1479,6 +1509,28 @@ fn is_base64(s: &str) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn patterns_are_enforced_with_the_servers_message() {
+        let s = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+            "x": {"type": "string", "pattern": "^[a-z]+$"},
+            "y": {"type": "string", "pattern": "b", "minLength": 3}
+        }}}});
+        assert!(validate(&s, &json!({"spec": {"x": "abc", "y": "abc"}})).is_empty());
+        let errs: Vec<String> = validate(&s, &json!({"spec": {"x": "ABC", "y": "aaa"}}))
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            errs,
+            vec![
+                r#"spec.x: Invalid value: "ABC": spec.x in body should match '^[a-z]+$'"#,
+                r#"spec.y: Invalid value: "aaa": spec.y in body should match 'b'"#,
+            ]
+        );
+        // First failure only: a too short value is not also checked against the pattern.
+        assert_eq!(validate(&s, &json!({"spec": {"y": "a"}})).len(), 1);
+    }
 
     /// The Widget schema of `04-crd-status/01-crd-create-response.http`.
     fn widget_schema() -> Value {

@@ -478,6 +478,9 @@ fn admit_create(
     builtin_defaults(ri, &mut obj);
     let normalized = admission::normalize(ri, obj, opts.validation)?;
     let mut obj = normalized.object;
+    if ri.group == "apiextensions.k8s.io" && ri.plural == "customresourcedefinitions" {
+        crate::controllers::crd::initial_status(&mut obj);
+    }
     let causes = admission::validate_metadata(ri, &obj);
     if !causes.is_empty() {
         return Err(ApiError::invalid(&ri.kind, &ri.group, name_of(&obj), causes));
@@ -617,7 +620,7 @@ fn finish_update(
     }
     builtin_defaults(ri, &mut new);
     crate::defaults::on_update(ri, old, &mut new);
-    let normalized = admission::normalize(ri, new, validation)?;
+    let normalized = admission::normalize_update(ri, new, Some(old), validation)?;
     let mut new = normalized.object;
     let causes = admission::validate_metadata(ri, &new);
     if !causes.is_empty() {
@@ -841,7 +844,7 @@ pub fn patch(
                 (merged, Tracking::Done)
             }
             _ => (
-                patch::apply(ri, patch_type, &presented, &parsed)?,
+                patch::apply_with(ri, patch_type, &presented, &parsed, opts.validation)?,
                 Tracking::Update(&opts.manager),
             ),
         };

@@ -2,8 +2,9 @@
 //! to the current object. Server-side apply is merged by [`crate::managed`]; the rest here.
 
 use serde_json::Value;
-use wasmop_apimachinery::strategic;
+use wasmop_apimachinery::{jsonpatch, strategic};
 
+use crate::admission::FieldValidation;
 use crate::error::{ApiError, ApiResult};
 use crate::registry::ResourceInfo;
 
@@ -46,10 +47,8 @@ pub fn parse(ri: &ResourceInfo, patch_type: PatchType, body: &[u8]) -> ApiResult
             .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
     };
     match (patch_type, &value) {
-        (PatchType::Json, Value::Array(_)) => Ok(value),
-        (PatchType::Json, _) => Err(ApiError::bad_request(
-            "json: cannot unmarshal object into Go value of type jsonpatch.Patch",
-        )),
+        // Decoded against the live object, as the server does (a missing object is 404 first).
+        (PatchType::Json, _) => Ok(value),
         (_, Value::Object(_)) => Ok(value),
         (PatchType::Apply, _) => Err(ApiError::bad_request(
             "error decoding YAML: the applied configuration is not an object",
@@ -71,8 +70,35 @@ fn json_patch_failed() -> ApiError {
     e
 }
 
-/// Applies a JSON, merge or strategic patch to `current`.
+/// Applies a JSON, merge or strategic patch to `current`, as a request without `fieldValidation`.
 pub fn apply(ri: &ResourceInfo, patch_type: PatchType, current: &Value, patch: &Value) -> ApiResult<Value> {
+    apply_with(ri, patch_type, current, patch, FieldValidation::Warn)
+}
+
+/// The error a real server gives for a JSON patch that does not decode or apply.
+fn json_patch_error(e: jsonpatch::Error) -> ApiError {
+    match e {
+        jsonpatch::Error::Decode(m) => ApiError::bad_request(m),
+        e @ jsonpatch::Error::TooManyOperations(_) => {
+            ApiError::new(413, "RequestEntityTooLarge", e.to_string())
+        }
+        jsonpatch::Error::Failed(_) => json_patch_failed(),
+        // kube-apiserver's Go code panics here; its panic filter answers 500.
+        jsonpatch::Error::Panic(_) => {
+            ApiError::internal("This request caused apiserver to panic. Look in the logs for details.")
+        }
+    }
+}
+
+/// Applies a JSON, merge or strategic patch to `current`; `validation` decides how strictly a JSON
+/// patch body is decoded (the server checks it against its op struct unless `Ignore`).
+pub fn apply_with(
+    ri: &ResourceInfo,
+    patch_type: PatchType,
+    current: &Value,
+    patch: &Value,
+    validation: FieldValidation,
+) -> ApiResult<Value> {
     match patch_type {
         PatchType::Merge => {
             let mut doc = current.clone();
@@ -80,29 +106,7 @@ pub fn apply(ri: &ResourceInfo, patch_type: PatchType, current: &Value, patch: &
             Ok(doc)
         }
         PatchType::Json => {
-            let ops: json_patch::Patch = serde_json::from_value(patch.clone())
-                .map_err(|e| ApiError::bad_request(format!("error decoding JSON patch: {e}")))?;
-            let mut doc = current.clone();
-            for op in ops.0 {
-                let single = json_patch::Patch(vec![op.clone()]);
-                if json_patch::patch(&mut doc, &single).is_ok() {
-                    continue;
-                }
-                // A real server's `replace` of a missing map key adds it (reference 08-patch/12).
-                match op {
-                    json_patch::PatchOperation::Replace(r) => {
-                        let add = json_patch::Patch(vec![json_patch::PatchOperation::Add(
-                            json_patch::AddOperation {
-                                path: r.path,
-                                value: r.value,
-                            },
-                        )]);
-                        json_patch::patch(&mut doc, &add).map_err(|_| json_patch_failed())?;
-                    }
-                    _ => return Err(json_patch_failed()),
-                }
-            }
-            Ok(doc)
+            jsonpatch::apply(current, patch, validation != FieldValidation::Ignore).map_err(json_patch_error)
         }
         PatchType::Strategic => {
             strategic::strategic_merge(current, patch, &*ri.structure()).map_err(|e| match e.status_code() {
@@ -142,6 +146,32 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.code, 422);
+    }
+
+    #[test]
+    fn json_patch_status_codes_match_the_server() {
+        let reg = Registry::default();
+        let cm = reg.lookup("", "v1", "configmaps").unwrap();
+        let cur = json!({"metadata": {"name": "a"}});
+        let finalizer = json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": null},
+            {"op": "add", "path": "/metadata/finalizers", "value": []}
+        ]);
+        let out = apply(&cm, PatchType::Json, &cur, &finalizer).unwrap();
+        assert_eq!(out["metadata"]["finalizers"], json!([]));
+        let code = |p: Value| apply(&cm, PatchType::Json, &cur, &p).unwrap_err().code;
+        assert_eq!(code(json!({"op": "add"})), 400);
+        assert_eq!(code(json!([{"op": "remove", "path": "/metadata/labels"}])), 422);
+        assert_eq!(code(json!([{"op": "test", "path": "/metadata/labels"}])), 500);
+        let e = apply(
+            &cm,
+            PatchType::Json,
+            &cur,
+            &json!([{"op": "add", "path": "/x/y", "value": 1}]),
+        )
+        .unwrap_err();
+        assert_eq!(e.details, Some(json!({})));
+        assert_eq!(e.reason, "Invalid");
     }
 
     #[test]

@@ -47,6 +47,45 @@ fn strings(v: Option<&Value>) -> Vec<String> {
 }
 
 /// The resources a CRD serves, preferred version first.
+/// The status a created CRD has before the controller's first pass (reference
+/// `04-crd-status/01-crd-create-response.http`): no conditions, empty accepted names, the storage
+/// version stored.
+pub fn initial_status(crd: &mut Value) {
+    let storage: Vec<Value> = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|v| v["storage"].as_bool() == Some(true))
+        .filter_map(|v| v.get("name").cloned())
+        .collect();
+    crd["status"] = json!({
+        "conditions": null,
+        "acceptedNames": {"plural": "", "kind": ""},
+        "storedVersions": storage,
+    });
+}
+
+/// The CEL rules (`x-kubernetes-validations`) of every version's schema that do not compile: one
+/// 422 cause each, at the rule's path in the CRD, as upstream validates a CRD on create and update.
+pub fn rule_causes(crd: &Value) -> Vec<crate::error::Cause> {
+    let versions = crd.pointer("/spec/versions").and_then(Value::as_array);
+    let mut causes = Vec::new();
+    for (i, v) in versions.into_iter().flatten().enumerate() {
+        let Some(schema) = v.pointer("/schema/openAPIV3Schema") else {
+            continue;
+        };
+        for e in wasmop_apimachinery::celrules::check_schema(schema) {
+            causes.push(crate::error::Cause {
+                reason: e.cause_reason().to_string(),
+                message: e.message(),
+                field: format!("spec.versions[{i}].schema.openAPIV3Schema.{}", e.field),
+            });
+        }
+    }
+    causes
+}
+
 pub fn infos(crd: &Value) -> Vec<ResourceInfo> {
     let spec = &crd["spec"];
     let names = &spec["names"];

@@ -32,6 +32,8 @@ struct WatchParams {
     timeout: Duration,
     table: bool,
     include_object: Option<String>,
+    /// Metadata-only events (`as=PartialObjectMetadata`).
+    meta: Option<super::metadata::Target>,
 }
 
 pub async fn serve(
@@ -59,6 +61,7 @@ pub async fn serve(
         timeout,
         table: ctx.format.table,
         include_object: q.get("includeObject").map(String::from),
+        meta: ctx.format.meta,
     };
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(256);
     tokio::spawn(run(ctx.core.clone(), params, tx));
@@ -91,6 +94,8 @@ impl Sender {
             );
             self.first_table = false;
             t
+        } else if let Some(target) = self.params.meta.filter(|_| type_ != "ERROR") {
+            super::metadata::transform_event(object, target)
         } else {
             object.clone()
         };
