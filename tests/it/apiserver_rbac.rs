@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec, TokenReview, TokenReviewSpec};
+use k8s_openapi::api::authorization::v1::{LocalSubjectAccessReview, SubjectAccessReview};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -188,6 +189,36 @@ async fn rbac_matrix_for_users_groups_and_service_accounts() {
     );
     // Discovery is open to every authenticated user.
     assert!(kube::Discovery::new(jane.clone()).run().await.is_ok());
+
+    // SubjectAccessReview / LocalSubjectAccessReview answer the same question for someone else.
+    let sar = |namespace: &str, verb: &str, resource: &str| {
+        serde_json::from_value::<SubjectAccessReview>(json!({"spec": {"user": "jane",
+            "resourceAttributes": {"namespace": namespace, "verb": verb, "resource": resource}}}))
+        .unwrap()
+    };
+    let sars: Api<SubjectAccessReview> = Api::all(t.client.clone());
+    let status = sars
+        .create(&PostParams::default(), &sar("team-a", "list", "configmaps"))
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert!(status.allowed);
+    assert_eq!(
+        status.reason.as_deref(),
+        Some("RBAC: allowed by RoleBinding \"jane-cm/team-a\" of Role \"cm-reader\" to User \"jane\"")
+    );
+    let lsars: Api<LocalSubjectAccessReview> = Api::namespaced(t.client.clone(), "team-b");
+    let local: LocalSubjectAccessReview = serde_json::from_value(json!({"spec": {"user": "jane",
+        "resourceAttributes": {"namespace": "team-b", "verb": "get", "resource": "secrets"}}}))
+    .unwrap();
+    let status = lsars
+        .create(&PostParams::default(), &local)
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert!(!status.allowed);
 
     // A group bound through a ClusterRoleBinding: `*/scale` but not the deployment itself.
     let bob = client_as(&t, None, Some("bob"), &["scalers"]).await;

@@ -144,6 +144,20 @@ fn matches_any(selectors: &[LabelSelector], role: &ClusterRole) -> bool {
     selectors.iter().any(|s| s.matches(labels))
 }
 
+/// `describeSubject`: how an allow reason names the subject (`User "jane"`, `ServiceAccount "bot/ns"`).
+fn describe(s: &Subject, binding_namespace: &str) -> String {
+    if s.kind == "ServiceAccount" {
+        let ns = s
+            .namespace
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(binding_namespace);
+        format!("{} {:?}", s.kind, format!("{}/{ns}", s.name))
+    } else {
+        format!("{} {:?}", s.kind, s.name)
+    }
+}
+
 fn not_found(kind: &str, name: &str) -> String {
     format!("{kind}.{RBAC} \"{name}\" not found")
 }
@@ -239,16 +253,17 @@ impl Policy {
     ) -> (bool, Vec<String>) {
         let mut errors = Vec::new();
         for b in &self.cluster_role_bindings {
-            if !b.subjects.iter().flatten().any(|s| applies_to(user, s, "")) {
+            let Some(subject) = b.subjects.iter().flatten().find(|s| applies_to(user, s, "")) else {
                 continue;
-            }
+            };
             match self.cluster_role_rules(&b.role_ref.name) {
                 Err(e) => errors.push(e),
                 Ok(rules) => {
                     let by = format!(
-                        "ClusterRoleBinding {:?} of ClusterRole {:?}",
+                        "ClusterRoleBinding {:?} of ClusterRole {:?} to {}",
                         b.metadata.name.as_deref().unwrap_or(""),
-                        b.role_ref.name
+                        b.role_ref.name,
+                        describe(subject, "")
                     );
                     if rules.iter().any(|r| visit(&by, r)) {
                         return (true, errors);
@@ -260,28 +275,31 @@ impl Policy {
             return (false, errors);
         }
         for b in &self.role_bindings {
-            if b.metadata.namespace.as_deref() != Some(namespace)
-                || !b
-                    .subjects
-                    .iter()
-                    .flatten()
-                    .any(|s| applies_to(user, s, namespace))
-            {
+            if b.metadata.namespace.as_deref() != Some(namespace) {
                 continue;
             }
+            let Some(subject) = b
+                .subjects
+                .iter()
+                .flatten()
+                .find(|s| applies_to(user, s, namespace))
+            else {
+                continue;
+            };
             let rules = match b.role_ref.kind.as_str() {
                 "ClusterRole" => self.cluster_role_rules(&b.role_ref.name),
                 "Role" => self.role_rules(namespace, &b.role_ref.name),
-                other => Err(format!("unknown role kind {other:?}")),
+                other => Err(format!("unsupported role reference kind: {other:?}")),
             };
             match rules {
                 Err(e) => errors.push(e),
                 Ok(rules) => {
                     let by = format!(
-                        "RoleBinding {:?} of {} {:?}",
-                        format!("{namespace}/{}", b.metadata.name.as_deref().unwrap_or("")),
+                        "RoleBinding {:?} of {} {:?} to {}",
+                        format!("{}/{namespace}", b.metadata.name.as_deref().unwrap_or("")),
                         b.role_ref.kind,
-                        b.role_ref.name
+                        b.role_ref.name,
+                        describe(subject, namespace)
                     );
                     if rules.iter().any(|r| visit(&by, r)) {
                         return (true, errors);
@@ -471,7 +489,7 @@ mod tests {
         let p = policy();
         let jane = user("jane", &["system:authenticated"]);
         assert!(
-            matches!(p.authorize(&res(&jane, "create", "apps", "deployments", "", "a", "")), Decision::Allow(r) if r == "RBAC: allowed by RoleBinding \"a/jane-deploys\" of Role \"deployer\"")
+            matches!(p.authorize(&res(&jane, "create", "apps", "deployments", "", "a", "")), Decision::Allow(r) if r == "RBAC: allowed by RoleBinding \"jane-deploys/a\" of Role \"deployer\" to User \"jane\"")
         );
         // A RoleBinding grants nothing in other namespaces or cluster-wide; the missing role is the reason.
         assert_eq!(
