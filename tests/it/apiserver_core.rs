@@ -460,10 +460,22 @@ async fn core_and_aggregation_kinds_are_in_discovery() {
             "certificatesigningrequests/status"
         ]
     );
+    let (code, body) = raw(
+        &t.client,
+        "GET",
+        "/apis/apiregistration.k8s.io/v1/apiservices/v1.apps",
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(code, 200);
+    let apps: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(apps["spec"]["groupPriorityMinimum"], 17800);
+    assert_eq!(apps["status"]["conditions"][0]["reason"], "Local");
     let (code, _) = raw(
         &t.client,
         "GET",
-        "/apis/apiregistration.k8s.io/v1/apiservices",
+        "/apis/apiregistration.k8s.io/v1/apiservices/v1.",
         None,
         vec![],
     )

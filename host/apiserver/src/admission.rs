@@ -98,6 +98,8 @@ pub fn validate_metadata(ri: &ResourceInfo, obj: &Value) -> Vec<Cause> {
         if !is_dns_label(name) {
             causes.push(invalid_cause("metadata.name", name, LABEL_MSG));
         }
+    } else if crate::core_kinds::is_core_apiservice_name(ri, name) {
+        // `v1.`: the core group's APIService (version, a dot, an empty group).
     } else if !is_dns_subdomain(name) {
         causes.push(invalid_cause("metadata.name", name, SUBDOMAIN_MSG));
     }

@@ -114,6 +114,14 @@ pub fn routed(ri: &ResourceInfo, sub: &str) -> bool {
     }
 }
 
+/// APIService names are `version.group`; the core group's (`v1.`) ends with the dot.
+pub fn is_core_apiservice_name(ri: &ResourceInfo, name: &str) -> bool {
+    is(ri, "apiregistration.k8s.io", "apiservices")
+        && name
+            .strip_suffix('.')
+            .is_some_and(wasmop_apimachinery::validation::is_dns_label)
+}
+
 /// The components a real control plane reports in `kubectl get componentstatuses`.
 const COMPONENTS: [&str; 3] = ["scheduler", "controller-manager", "etcd-0"];
 

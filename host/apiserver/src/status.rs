@@ -1,8 +1,9 @@
 //! The wire form of `Status` bodies (errors, DELETE successes, eviction answers): kube-apiserver's
 //! Go field order (`kind`, `apiVersion`, `metadata`, `status`, `message`, `reason`, `details`,
 //! `code`; details `name`, `group`, `kind`, `uid`, `causes`, `retryAfterSeconds`; causes `reason`,
-//! `message`, `field`). `serde_json::Value` sorts keys, so a `Status` value is re-emitted through
-//! these structs before it is written (see `http::json_bytes`).
+//! `message`, `field`), and watch events with `type` before `object`. `serde_json::Value` sorts keys,
+//! so these values are re-emitted through the structs here before they are written (see
+//! `http::json_bytes`).
 
 use serde::Serialize;
 use serde_json::Value;
@@ -141,14 +142,53 @@ fn ordered(value: &Value) -> Option<StatusOut<'_>> {
     })
 }
 
-/// The JSON of a `Status` in kube-apiserver's field order; None for anything else.
-pub fn to_vec(value: &Value, pretty: bool) -> Option<Vec<u8>> {
-    let out = ordered(value)?;
-    if pretty {
-        serde_json::to_vec_pretty(&out).ok()
-    } else {
-        serde_json::to_vec(&out).ok()
+/// A watch event's object: a `Status` in Go order, anything else as it is.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum EventObject<'a> {
+    Status(StatusOut<'a>),
+    Plain(&'a Value),
+}
+
+/// `{"type", "object"}` in the order a real server writes watch events.
+#[derive(Serialize)]
+struct EventOut<'a> {
+    #[serde(rename = "type")]
+    type_: &'a Value,
+    object: EventObject<'a>,
+}
+
+fn watch_event(value: &Value) -> Option<EventOut<'_>> {
+    let obj = value.as_object()?;
+    if obj.len() != 2 {
+        return None;
     }
+    let type_ = obj.get("type").filter(|t| t.is_string())?;
+    let object = obj.get("object")?;
+    Some(EventOut {
+        type_,
+        object: match ordered(object) {
+            Some(status) => EventObject::Status(status),
+            None => EventObject::Plain(object),
+        },
+    })
+}
+
+fn write<T: Serialize>(out: &T, pretty: bool) -> Option<Vec<u8>> {
+    if pretty {
+        serde_json::to_vec_pretty(out).ok()
+    } else {
+        serde_json::to_vec(out).ok()
+    }
+}
+
+/// The JSON of a `Status` in kube-apiserver's field order, or of a watch event (`type` first, a
+/// `Status` object in that order); None for anything else.
+pub fn to_vec(value: &Value, pretty: bool) -> Option<Vec<u8>> {
+    if let Some(out) = ordered(value) {
+        return write(&out, pretty);
+    }
+    write(&watch_event(value)?, pretty)
 }
 
 #[cfg(test)]
@@ -181,6 +221,21 @@ mod tests {
         assert_eq!(
             String::from_utf8(to_vec(&v, false).unwrap()).unwrap(),
             r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Success","details":{"name":"w","group":"example.com","kind":"widgets","uid":"u","causes":[{"reason":"r","message":"m","field":"f"}]}}"#
+        );
+    }
+
+    #[test]
+    fn watch_events_put_type_first() {
+        let e = json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "metadata": {},
+            "status": "Failure", "message": "too old resource version: 1 (388)", "reason": "Expired", "code": 410}});
+        assert_eq!(
+            String::from_utf8(to_vec(&e, false).unwrap()).unwrap(),
+            r#"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"too old resource version: 1 (388)","reason":"Expired","code":410}}"#
+        );
+        let added = json!({"type": "ADDED", "object": {"b": 1, "a": 2}});
+        assert_eq!(
+            String::from_utf8(to_vec(&added, false).unwrap()).unwrap(),
+            r#"{"type":"ADDED","object":{"a":2,"b":1}}"#
         );
     }
 

@@ -8,6 +8,7 @@
 //! When the history they need has been trimmed they resynchronise from a full scan.
 
 pub mod aggregation;
+pub mod apiservices;
 pub mod crd;
 pub mod gc;
 pub mod kubernetes_service;
@@ -46,6 +47,7 @@ pub fn bootstrap(core: &Core) {
         }
     }
     crate::auth::bootstrap::ensure(core);
+    apiservices::ensure(core);
 }
 
 /// State of the three controllers, advanced together one batch of events at a time.
