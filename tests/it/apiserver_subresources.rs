@@ -1,6 +1,6 @@
 //! Subresources and kinds clients call even where nothing runs Pods: `pods/eviction` against
 //! PodDisruptionBudgets, `pods/log`, `pods/ephemeralcontainers`, `pods/binding`, and through the real
-//! kubectl: `get` of every core/aggregation kind, `cordon`, `certificate approve`, `logs`.
+//! kubectl: `get` of every core/aggregation kind, `cordon`, `drain`, `certificate approve`, `logs`.
 
 use std::process::Command;
 
@@ -223,12 +223,17 @@ async fn kubectl_gets_core_kinds_cordons_approves_and_reads_logs() {
     pods.create(&PostParams::default(), &pod("p", json!({})))
         .await
         .unwrap();
+    // A Pod on the node, for `kubectl drain` to evict.
+    let mut on_node = pod("q", json!({}));
+    on_node.spec.as_mut().unwrap().node_name = Some("n1".into());
+    pods.create(&PostParams::default(), &on_node).await.unwrap();
     let kubeconfig = t.server.kubeconfig_path().to_path_buf();
     let cache = t.dir.path().join("kube-cache");
     let out = tokio::task::spawn_blocking(move || {
         let k = |args: &[&str]| kubectl(&kubeconfig, &cache, args);
         let got = k(&["get", "nodes,endpoints,rc,limits,quota,apiservices,csr,cs", "-A"]);
         k(&["cordon", "n1"]);
+        k(&["drain", "n1", "--force", "--timeout=30s"]);
         k(&["certificate", "approve", "req"]);
         let logs = k(&["logs", "p"]);
         (got, logs)
@@ -239,6 +244,8 @@ async fn kubectl_gets_core_kinds_cordons_approves_and_reads_logs() {
     assert!(out.0.contains("kubernetes"), "{}", out.0);
     assert!(out.0.contains("etcd-0"), "{}", out.0);
     assert_eq!(out.1, "");
+    assert!(pods.get_opt("q").await.unwrap().is_none(), "drain evicted q");
+    assert!(pods.get_opt("p").await.unwrap().is_some(), "p is on no node");
     let node = nodes.get("n1").await.unwrap();
     assert_eq!(node.spec.unwrap().unschedulable, Some(true));
     let (_, body) = raw(
