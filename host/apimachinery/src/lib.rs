@@ -6,7 +6,7 @@
 //!
 //! - [`selector`]: label selectors (equality and set-based) and field selectors.
 //! - [`schema`]: structural `openAPIV3Schema` validation and pruning for custom resources.
-//! - [`celrules`]: the CEL `x-kubernetes-validations` rules of CRD schemas.
+//! - [`celrules`]: the CEL `x-kubernetes-validations` rules of CRD schemas (feature `crd-validation`).
 //! - [`strategic`]: strategic merge patch for built-in kinds.
 //! - [`jsonpatch`]: RFC 6902 JSON patch with kube-apiserver's (evanphx/json-patch v4) semantics.
 //! - [`fieldmanager`]: server-side apply and `managedFields` bookkeeping.
@@ -16,6 +16,7 @@
 //! - [`time`]: Kubernetes timestamps (RFC 3339 seconds, UTC) and kubectl's ages, on `jiff`.
 //! - [`validation`]: name rules (RFC 1123 labels and subdomains, qualified names).
 
+#[cfg(feature = "crd-validation")]
 pub mod celrules;
 pub mod fieldmanager;
 pub mod gofmt;
