@@ -176,6 +176,24 @@ async fn json_patch_edge_cases_answer_like_kube_apiserver() {
     )
     .await;
     assert_eq!(code, 500);
+    // Unknown members of operations are Warnings (fieldValidation=Warn, the default).
+    let req = http::Request::builder()
+        .method("PATCH")
+        .uri(path)
+        .header("Content-Type", "application/json-patch+json")
+        .body(kube::client::Body::from(
+            br#"[{"op":"add","path":"/data/w","value":"1","note":"x"}]"#.to_vec(),
+        ))
+        .unwrap();
+    let resp = t.client.send(req).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let warnings: Vec<&str> = resp
+        .headers()
+        .get_all("Warning")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    assert_eq!(warnings, vec![r#"299 - "json patch unknown field \"[0].note\"""#]);
     // A missing object is 404 before the patch is looked at.
     let (code, _) = json_patch(
         &t.client,

@@ -132,6 +132,25 @@ pub fn decode(patch: &Value, strict: bool) -> Result<Vec<Operation>, Error> {
     Ok(ops)
 }
 
+/// The server's strict-decoding notes on a patch's operations (sent as `Warning`s with the default
+/// `fieldValidation=Warn`): members other than `op`, `path`, `from` and `value`, as
+/// `json patch unknown field "[0].extra"`.
+pub fn unknown_field_warnings(patch: &Value) -> Vec<String> {
+    let Some(items) = patch.as_array() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let Some(fields) = item.as_object() else { continue };
+        for k in fields.keys() {
+            if !matches!(k.as_str(), "op" | "path" | "from" | "value") {
+                out.push(format!("json patch unknown field \"[{i}].{k}\""));
+            }
+        }
+    }
+    out
+}
+
 impl Operation {
     fn field(&self, name: &str) -> Option<&Value> {
         self.0.as_ref().and_then(|m| m.get(name))

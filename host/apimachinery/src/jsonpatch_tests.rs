@@ -332,6 +332,14 @@ fn all_or_nothing() {
 }
 
 #[test]
+fn unknown_members_of_operations_are_warnings() {
+    let w = unknown_field_warnings(
+        &json!([{"op": "add", "path": "/a", "value": 1}, {"op": "remove", "path": "/b", "extra": 1}]),
+    );
+    assert_eq!(w, vec![r#"json patch unknown field "[1].extra""#]);
+}
+
+#[test]
 fn decode_errors_are_400_with_the_servers_messages() {
     let e = run(json!({}), json!({"op": "add"})).unwrap_err();
     assert_eq!(e.status_code(), 400);

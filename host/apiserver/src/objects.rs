@@ -849,7 +849,8 @@ pub fn patch(
             ),
         };
         let new = isolate_subresource(ri, subresource, &old, new);
-        let (m, w) = finish_update(ri, &old, new, subresource, opts.validation, tracking, &now)?;
+        let (m, mut w) = finish_update(ri, &old, new, subresource, opts.validation, tracking, &now)?;
+        w.splice(0..0, patch::warnings(patch_type, &parsed, opts.validation));
         Ok((m, w, 200))
     })
 }

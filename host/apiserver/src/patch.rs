@@ -75,6 +75,16 @@ pub fn apply(ri: &ResourceInfo, patch_type: PatchType, current: &Value, patch: &
     apply_with(ri, patch_type, current, patch, FieldValidation::Warn)
 }
 
+/// The `Warning`s a patch body itself earns: unknown members of JSON patch operations, with the
+/// default `fieldValidation=Warn` (`Strict` is not distinguished: they stay warnings).
+pub fn warnings(patch_type: PatchType, patch: &Value, validation: FieldValidation) -> Vec<String> {
+    if patch_type == PatchType::Json && validation != FieldValidation::Ignore {
+        jsonpatch::unknown_field_warnings(patch)
+    } else {
+        Vec::new()
+    }
+}
+
 /// The error a real server gives for a JSON patch that does not decode or apply.
 fn json_patch_error(e: jsonpatch::Error) -> ApiError {
     match e {
