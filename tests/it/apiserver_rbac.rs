@@ -353,6 +353,55 @@ async fn rbac_matrix_for_users_groups_and_service_accounts() {
         .unwrap();
     assert_ne!(r.status.unwrap().authenticated, Some(true));
 
+    // Escalation prevention: a namespace admin may grant what `admin` holds, nothing more.
+    apply(
+        &t,
+        &[binding(
+            Some("team-a"),
+            "lead-admin",
+            "ClusterRole",
+            "admin",
+            user("lead"),
+        )],
+    )
+    .await;
+    let lead = client_as(&t, None, Some("lead"), &[]).await;
+    let role_ar = kube::api::ApiResource::erase::<k8s_openapi::api::rbac::v1::Role>(&());
+    let binding_ar = kube::api::ApiResource::erase::<k8s_openapi::api::rbac::v1::RoleBinding>(&());
+    let lead_roles: Api<kube::api::DynamicObject> = Api::namespaced_with(lead.clone(), "team-a", &role_ar);
+    let lead_bindings: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(lead.clone(), "team-a", &binding_ar);
+    let dynamic = |v: Value| serde_json::from_value::<kube::api::DynamicObject>(v).unwrap();
+    let pp = PostParams::default();
+    let ok_role = role(
+        "team-a",
+        "cm-writer",
+        vec![rule(&["get", "create"], "", &["configmaps"])],
+    );
+    assert_eq!(code(lead_roles.create(&pp, &dynamic(ok_role)).await), 200);
+    let big_role = role("team-a", "node-admin", vec![rule(&["delete"], "", &["nodes"])]);
+    match lead_roles.create(&pp, &dynamic(big_role)).await {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!(s.code, 403);
+            assert!(
+                s.message.starts_with("roles.rbac.authorization.k8s.io \"node-admin\" is forbidden: user \"lead\" (groups=[\"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"\"], Resources:[\"nodes\"], Verbs:[\"delete\"]}"),
+                "{}",
+                s.message
+            );
+        }
+        other => panic!("escalated: {other:?}"),
+    }
+    let to_view = binding(Some("team-a"), "x-view", "ClusterRole", "view", user("x"));
+    assert_eq!(code(lead_bindings.create(&pp, &dynamic(to_view)).await), 200);
+    let to_admin = binding(
+        Some("team-a"),
+        "x-admin",
+        "ClusterRole",
+        "cluster-admin",
+        user("x"),
+    );
+    assert_eq!(code(lead_bindings.create(&pp, &dynamic(to_admin)).await), 403);
+
     // The token dies with its ServiceAccount.
     sas.delete("bot", &DeleteParams::default()).await.unwrap();
     assert_eq!(code(bot_cms.list(&ListParams::default()).await), 401);

@@ -7,11 +7,13 @@
 //! user may do anything and anonymous users only what `system:public-info-viewer` grants; with it,
 //! the stored Roles and bindings decide ([`rbac`]). A refusal is the 403 a real server writes.
 //!
-//! Submodules: [`rbac`] (rule evaluation), [`token`] (ServiceAccount JWTs), [`bootstrap`] (the
+//! Submodules: [`rbac`] (rule evaluation), [`escalation`] (no granting what one does not hold),
+//! [`token`] (ServiceAccount JWTs), [`bootstrap`] (the
 //! roles and bindings of a fresh cluster), [`reviews`] (TokenRequest, TokenReview, the access
 //! reviews).
 
 pub mod bootstrap;
+pub mod escalation;
 pub mod rbac;
 pub mod reviews;
 pub mod token;

@@ -369,6 +369,7 @@ async fn route(ctx: &RequestCtx, path: &str) -> ApiResult<Response> {
     {
         return Ok(text_response(StatusCode::NOT_FOUND, "404 page not found"));
     }
+    crate::auth::escalation::check(ctx, group, version, rest)?;
     if let Some(r) = crate::auth::reviews::serve(ctx, group, version, rest) {
         return r;
     }
