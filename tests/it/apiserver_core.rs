@@ -380,6 +380,16 @@ async fn services_get_unique_cluster_ips_that_survive_a_restart() {
         assert_eq!(spec["clusterIPs"], json!([spec["clusterIP"]]));
         assert!(spec["clusterIP"].as_str().unwrap().starts_with("10."));
     }
+    // NodePort Services get a port from 30000-32767 and the external traffic policy.
+    let np: Service = serde_json::from_value(
+        json!({"metadata": {"name": "np"}, "spec": {"type": "NodePort", "ports": [{"port": 80}]}}),
+    )
+    .unwrap();
+    let np = serde_json::to_value(services.create(&PostParams::default(), &np).await.unwrap()).unwrap();
+    let node_port = np["spec"]["ports"][0]["nodePort"].as_i64().unwrap();
+    assert!((30000..=32767).contains(&node_port), "{node_port}");
+    assert_eq!(np["spec"]["externalTrafficPolicy"], "Cluster");
+    services.delete("np", &DeleteParams::default()).await.unwrap();
     // A taken address cannot be requested again.
     let dup: Service = serde_json::from_value(
         json!({"metadata": {"name": "dup"}, "spec": {"clusterIP": "10.96.0.1", "ports": [{"port": 80}]}}),

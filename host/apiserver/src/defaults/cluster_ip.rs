@@ -1,6 +1,7 @@
-//! Service IP allocation from the service CIDR (10.96.0.0/12, as kubeadm and kind configure it).
+//! Service IP allocation from the service CIDR (10.96.0.0/12, as kubeadm and kind configure it), and
+//! NodePort allocation from 30000-32767.
 //!
-//! The allocator's state is the stored Services themselves: an address is taken while a Service holds
+//! The allocators' state is the stored Services themselves: an address is taken while a Service holds
 //! it, so allocations survive restarts and are never handed out twice. Allocation runs under the
 //! store's writer lock (inside `Store::mutate`), so concurrent creates cannot pick the same address.
 
@@ -144,6 +145,80 @@ pub fn allocate(core: &Core, svc: &mut Value) -> ApiResult<()> {
     Ok(())
 }
 
+/// The NodePort range (`--service-node-port-range` default).
+pub const NODE_PORTS: std::ops::RangeInclusive<i64> = 30000..=32767;
+
+/// NodePorts held by stored Services.
+fn used_node_ports(core: &Core) -> HashSet<i64> {
+    let (_, services) = core.store.list("/services", None);
+    services
+        .iter()
+        .filter_map(|s| s.pointer("/spec/ports").and_then(Value::as_array))
+        .flatten()
+        .filter_map(|p| p.get("nodePort").and_then(Value::as_i64))
+        .collect()
+}
+
+/// Gives every port of a NodePort or LoadBalancer Service a free `nodePort` (a requested one is
+/// checked: out of range or taken → 422, as kube-apiserver's port allocator answers).
+pub fn allocate_node_ports(core: &Core, svc: &mut Value) -> ApiResult<()> {
+    let name = crate::admission::name_of(svc).to_string();
+    let kind = svc.pointer("/spec/type").and_then(Value::as_str).unwrap_or("");
+    let wants = kind == "NodePort"
+        || (kind == "LoadBalancer"
+            && svc.pointer("/spec/allocateLoadBalancerNodePorts") != Some(&json!(false)));
+    if !wants {
+        return Ok(());
+    }
+    let mut taken = used_node_ports(core);
+    let Some(ports) = svc.pointer_mut("/spec/ports").and_then(Value::as_array_mut) else {
+        return Ok(());
+    };
+    let mut rng = rand::rng();
+    for (i, p) in ports.iter_mut().enumerate() {
+        match p.get("nodePort").and_then(Value::as_i64).filter(|n| *n != 0) {
+            Some(n) => {
+                let detail = if !NODE_PORTS.contains(&n) {
+                    Some(format!(
+                        "provided port is not in the valid range. The range of valid ports is {}-{}",
+                        NODE_PORTS.start(),
+                        NODE_PORTS.end()
+                    ))
+                } else if taken.contains(&n) {
+                    Some("provided port is already allocated".to_string())
+                } else {
+                    None
+                };
+                if let Some(detail) = detail {
+                    return Err(ApiError::invalid(
+                        "Service",
+                        "",
+                        &name,
+                        vec![Cause {
+                            reason: "FieldValueInvalid".into(),
+                            message: format!("Invalid value: {n}: {detail}"),
+                            field: format!("spec.ports[{i}].nodePort"),
+                        }],
+                    ));
+                }
+                taken.insert(n);
+            }
+            None => {
+                let free = (0..64)
+                    .map(|_| rng.random_range(NODE_PORTS))
+                    .find(|n| !taken.contains(n))
+                    .or_else(|| NODE_PORTS.clone().find(|n| !taken.contains(n)))
+                    .ok_or_else(|| ApiError::internal("the NodePort range is full"))?;
+                taken.insert(free);
+                if let Some(m) = p.as_object_mut() {
+                    m.insert("nodePort".into(), json!(free));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// An update keeps the allocated addresses when the new version leaves them out (as
 /// `patchAllocatedValues` does).
 pub fn carry_over(old: &Value, new: &mut Value) {
@@ -156,6 +231,27 @@ pub fn carry_over(old: &Value, new: &mut Value) {
             && let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut)
         {
             spec.insert(key.into(), v.clone());
+        }
+    }
+    // NodePorts left out of an update stay with their port (matched by name, then port number).
+    let old_ports = old
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if let Some(ports) = new.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
+        for p in ports.iter_mut() {
+            if p.get("nodePort").is_some_and(|n| !n.is_null() && *n != json!(0)) {
+                continue;
+            }
+            let same = old_ports.iter().find(|o| {
+                o.get("name") == p.get("name")
+                    && o.get("port") == p.get("port")
+                    && o.get("nodePort").is_some()
+            });
+            if let (Some(o), Some(m)) = (same, p.as_object_mut()) {
+                m.insert("nodePort".into(), o["nodePort"].clone());
+            }
         }
     }
 }
@@ -171,6 +267,14 @@ mod tests {
         assert!(in_range(Ipv4Addr::new(10, 111, 255, 254)));
         assert!(!in_range(Ipv4Addr::new(10, 111, 255, 255)));
         assert!(!in_range(Ipv4Addr::new(10, 0, 0, 1)));
+    }
+
+    #[test]
+    fn updates_keep_node_ports() {
+        let old = json!({"spec": {"ports": [{"name": "http", "port": 80, "nodePort": 30080}]}});
+        let mut new = json!({"spec": {"ports": [{"name": "http", "port": 80}]}});
+        carry_over(&old, &mut new);
+        assert_eq!(new["spec"]["ports"][0]["nodePort"], 30080);
     }
 
     #[test]

@@ -50,7 +50,10 @@ pub fn on_create(core: &Core, ri: &ResourceInfo, obj: &mut Value) -> ApiResult<(
                 core::pod_create(m);
             }
         }
-        ("", "services") => cluster_ip::allocate(core, obj)?,
+        ("", "services") => {
+            cluster_ip::allocate(core, obj)?;
+            cluster_ip::allocate_node_ports(core, obj)?;
+        }
         ("batch", "jobs") => apps::job_selector(obj),
         _ => {}
     }
