@@ -143,19 +143,23 @@ fn rules_of(v: &Value) -> Vec<PolicyRule> {
     }
 }
 
-/// Rules a patch body may introduce (merge, strategic and apply patches; JSON patch values).
-fn patch_rules(ctx: &RequestCtx) -> Vec<PolicyRule> {
+/// A patch body as JSON (YAML for server-side apply).
+fn patch_body(ctx: &RequestCtx) -> Value {
     let ct = ctx
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let body: Value = if ct.starts_with("application/apply-patch+yaml") {
+    if ct.starts_with("application/apply-patch+yaml") {
         serde_yaml::from_slice(&ctx.body).unwrap_or(Value::Null)
     } else {
         serde_json::from_slice(&ctx.body).unwrap_or(Value::Null)
-    };
-    match &body {
+    }
+}
+
+/// Rules a patch body may introduce (merge, strategic and apply patches; JSON patch values).
+fn patch_rules(body: &Value) -> Vec<PolicyRule> {
+    match body {
         Value::Array(ops) => ops
             .iter()
             .flat_map(|op| match &op["value"] {
@@ -241,7 +245,7 @@ pub fn check(ctx: &RequestCtx, group: &str, version: &str, rest: &[&str]) -> Api
         })
         .flatten();
     let body: Value = if ctx.method == Method::PATCH {
-        Value::Null
+        patch_body(ctx)
     } else {
         let Some(ri) = ctx.core.registry.lookup(group, version, resource) else {
             return Ok(());
@@ -257,7 +261,15 @@ pub fn check(ctx: &RequestCtx, group: &str, version: &str, rest: &[&str]) -> Api
             if may(ctx, "escalate", resource, namespace, &object_name) {
                 return Ok(());
             }
-            if resource == "clusterroles" && !body["aggregationRule"].is_null() {
+            let aggregation = match &body {
+                Value::Array(ops) => ops.iter().any(|op| {
+                    op["path"]
+                        .as_str()
+                        .is_some_and(|p| p.starts_with("/aggregationRule"))
+                }),
+                other => !other["aggregationRule"].is_null(),
+            };
+            if resource == "clusterroles" && aggregation {
                 return Err(forbidden(
                     resource,
                     &object_name,
@@ -266,7 +278,7 @@ pub fn check(ctx: &RequestCtx, group: &str, version: &str, rest: &[&str]) -> Api
             }
             let mut wanted = rules_of(&body["rules"]);
             if ctx.method == Method::PATCH {
-                wanted = patch_rules(ctx);
+                wanted = patch_rules(&body);
                 if let Some(current) = &stored {
                     wanted.extend(rules_of(&current["rules"]));
                 }
