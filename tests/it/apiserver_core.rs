@@ -506,3 +506,37 @@ async fn core_and_aggregation_kinds_are_in_discovery() {
     assert_eq!(code, 405);
     t.server.shutdown().await;
 }
+
+#[tokio::test]
+async fn replication_controllers_scale_with_their_selector() {
+    let t = TestServer::start().await;
+    let rc = json!({"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "rc"},
+        "spec": {"template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}});
+    let (code, body) = raw(
+        &t.client,
+        "POST",
+        "/api/v1/namespaces/default/replicationcontrollers",
+        Some("application/json"),
+        serde_json::to_vec(&rc).unwrap(),
+    )
+    .await;
+    assert_eq!(code, 201, "{}", String::from_utf8_lossy(&body));
+    let created: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(created["spec"]["selector"], json!({"app": "web"}));
+    assert_eq!(created["spec"]["replicas"], 1);
+    assert_eq!(created["metadata"]["labels"], json!({"app": "web"}));
+    let patch = serde_json::to_vec(&json!({"spec": {"replicas": 3}})).unwrap();
+    let (code, body) = raw(
+        &t.client,
+        "PATCH",
+        "/api/v1/namespaces/default/replicationcontrollers/rc/scale",
+        Some("application/merge-patch+json"),
+        patch,
+    )
+    .await;
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    let scale: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(scale["spec"]["replicas"], 3);
+    assert_eq!(scale["status"]["selector"], "app=web");
+    t.server.shutdown().await;
+}

@@ -122,6 +122,45 @@ pub fn is_core_apiservice_name(ri: &ResourceInfo, name: &str) -> bool {
             .is_some_and(wasmop_apimachinery::validation::is_dns_label)
 }
 
+/// `status.selector` of a built-in kind's Scale: its `spec.selector` as a selector string, the way
+/// `metav1.LabelSelectorAsSelector(...).String()` prints it (a ReplicationController's selector is a
+/// plain map).
+pub fn scale_selector(obj: &Value) -> Option<String> {
+    let sel = obj.pointer("/spec/selector")?.as_object()?;
+    let mut reqs: Vec<(String, String)> = Vec::new();
+    let labels = if sel.contains_key("matchLabels") || sel.contains_key("matchExpressions") {
+        sel.get("matchLabels").and_then(Value::as_object)
+    } else {
+        Some(sel)
+    };
+    for (k, v) in labels.into_iter().flatten() {
+        reqs.push((k.clone(), format!("{k}={}", v.as_str().unwrap_or(""))));
+    }
+    for e in sel
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let key = e["key"].as_str().unwrap_or("").to_string();
+        let mut values: Vec<&str> = e["values"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        values.sort_unstable();
+        let text = match e["operator"].as_str().unwrap_or("") {
+            "In" => format!("{key} in ({})", values.join(",")),
+            "NotIn" => format!("{key} notin ({})", values.join(",")),
+            "Exists" => key.clone(),
+            "DoesNotExist" => format!("!{key}"),
+            _ => continue,
+        };
+        reqs.push((key, text));
+    }
+    reqs.sort();
+    Some(reqs.into_iter().map(|(_, t)| t).collect::<Vec<_>>().join(","))
+}
+
 /// The components a real control plane reports in `kubectl get componentstatuses`.
 const COMPONENTS: [&str; 3] = ["scheduler", "controller-manager", "etcd-0"];
 
@@ -186,6 +225,15 @@ mod tests {
         let cs = reg.lookup("", "v1", "componentstatuses").unwrap();
         assert_eq!(cs.verbs(), ["get", "list"]);
         assert_eq!(cs.short_names, ["cs"]);
+    }
+
+    #[test]
+    fn scale_selectors_print_like_go() {
+        let d = json!({"spec": {"selector": {"matchLabels": {"b": "2", "a": "1"},
+            "matchExpressions": [{"key": "c", "operator": "In", "values": ["y", "x"]}, {"key": "d", "operator": "DoesNotExist"}]}}});
+        assert_eq!(scale_selector(&d).unwrap(), "a=1,b=2,c in (x,y),!d");
+        let rc = json!({"spec": {"selector": {"app": "web"}}});
+        assert_eq!(scale_selector(&rc).unwrap(), "app=web");
     }
 
     #[test]

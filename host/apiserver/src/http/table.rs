@@ -199,7 +199,11 @@ pub fn scale_of(ri: &ResourceInfo, obj: &Value) -> Value {
     let m = meta(obj);
     let pick = |k: &str| m.and_then(|m| m.get(k)).cloned().unwrap_or(Value::Null);
     let mut status = json!({"replicas": obj.pointer(&path_pointer(&scale.status_replicas_path)).cloned().unwrap_or(json!(0))});
-    if let Some(sel) = scale
+    if !ri.is_custom() {
+        if let Some(sel) = crate::core_kinds::scale_selector(obj) {
+            status["selector"] = sel.into();
+        }
+    } else if let Some(sel) = scale
         .label_selector_path
         .as_deref()
         .and_then(|p| obj.pointer(&path_pointer(p)))
