@@ -540,3 +540,71 @@ async fn replication_controllers_scale_with_their_selector() {
     assert_eq!(scale["status"]["selector"], "app=web");
     t.server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_watch_error_event_is_written_as_the_recording() {
+    let t = TestServer::start_with(|c| c.history_limit = 5).await;
+    let cm = |n: usize| {
+        serde_json::to_vec(
+            &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("c{n}")}}),
+        )
+        .unwrap()
+    };
+    let (_, first) = raw(
+        &t.client,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        Some("application/json"),
+        cm(0),
+    )
+    .await;
+    let old_rv = serde_json::from_slice::<Value>(&first).unwrap()["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for i in 1..10 {
+        raw(
+            &t.client,
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            Some("application/json"),
+            cm(i),
+        )
+        .await;
+    }
+    let (code, body) = raw(
+        &t.client,
+        "GET",
+        &format!(
+            "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={old_rv}&timeoutSeconds=2"
+        ),
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(code, 200);
+    let ours = String::from_utf8(body).unwrap();
+    let ours = ours.lines().next().unwrap();
+    let text = std::fs::read_to_string(
+        reference_dir()
+            .unwrap()
+            .join("05-errors/410-watch-too-old-resourceversion.http"),
+    )
+    .unwrap();
+    let recorded = text
+        .lines()
+        .find_map(|l| {
+            l.split_once('\t')
+                .map(|(_, e)| e)
+                .filter(|e| e.contains("\"ERROR\""))
+        })
+        .unwrap();
+    let message = |line: &str| {
+        serde_json::from_str::<Value>(line).unwrap()["object"]["message"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(ours, recorded.replace(&message(recorded), &message(ours)));
+    t.server.shutdown().await;
+}
