@@ -17,6 +17,9 @@
 //! compared arrays, `replace`/`test` of the whole document without `value`) are [`Error::Panic`]: the
 //! server answers 500. Every other failure is [`Error::Failed`], the 422 of the server.
 
+use std::collections::BTreeMap;
+
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::gofmt::go_json;
@@ -53,9 +56,10 @@ impl Error {
     }
 }
 
-/// One decoded operation: Go's `map[string]*json.RawMessage` (`None` for a `null` element).
+/// One decoded operation: Go's `map[string]*json.RawMessage` (`None` for a `null` element), and the
+/// text of its `value` as the client wrote it when the patch came as text (`test` compares it).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Operation(Option<Map<String, Value>>);
+pub struct Operation(Option<Map<String, Value>>, Option<String>);
 
 fn json_type(v: &Value) -> &'static str {
     match v {
@@ -111,8 +115,8 @@ pub fn decode(patch: &Value, strict: bool) -> Result<Vec<Operation>, Error> {
         Value::Array(items) => items
             .iter()
             .map(|item| match item {
-                Value::Null => Ok(Operation(None)),
-                Value::Object(m) => Ok(Operation(Some(m.clone()))),
+                Value::Null => Ok(Operation(None, None)),
+                Value::Object(m) => Ok(Operation(Some(m.clone()), None)),
                 other => Err(Error::Decode(format!(
                     "json: cannot unmarshal {} into Go value of type jsonpatch.Operation",
                     json_type(other)
@@ -181,9 +185,37 @@ impl Operation {
     fn value(&self) -> Option<&Value> {
         self.field("value")
     }
+
+    /// The value a `test` compares: the client's text when known.
+    fn want(&self) -> Option<Want<'_>> {
+        match (&self.1, self.value()) {
+            (Some(raw), Some(_)) => Some(Want::Raw(raw)),
+            (_, v) => v.map(Want::Value),
+        }
+    }
 }
 
-/// Decodes and applies `patch` to `doc` (a copy; `doc` is untouched on error).
+/// [`decode`] of a patch body as sent: each operation keeps the raw text of its `value`.
+pub fn decode_text(body: &str, strict: bool) -> Result<Vec<Operation>, Error> {
+    let patch: Value =
+        serde_json::from_str(body).map_err(|e| Error::Decode(format!("error decoding patch: {e}")))?;
+    let mut ops = decode(&patch, strict)?;
+    if let Ok(raws) = serde_json::from_str::<Vec<Option<BTreeMap<String, &RawValue>>>>(body) {
+        for (op, raw) in ops.iter_mut().zip(raws) {
+            op.1 = raw.and_then(|m| m.get("value").map(|v| v.get().to_string()));
+        }
+    }
+    Ok(ops)
+}
+
+/// Decodes and applies a patch body (its text, so `test` compares values as the client wrote them).
+pub fn apply_text(doc: &Value, body: &str, strict: bool) -> Result<Value, Error> {
+    let ops = decode_text(body, strict)?;
+    apply_ops(doc, &ops)
+}
+
+/// Decodes and applies `patch` to `doc` (a copy; `doc` is untouched on error). Without the patch's
+/// text, `test` compares against the values re-encoded as JSON.
 pub fn apply(doc: &Value, patch: &Value, strict: bool) -> Result<Value, Error> {
     let ops = decode(patch, strict)?;
     apply_ops(doc, &ops)
@@ -442,7 +474,7 @@ fn test(doc: &mut Value, op: &Operation) -> Result<(), Error> {
     let path = op.pointer("path")?;
     let failed = || Error::Failed(format!("testing value {path} failed: test failed"));
     if path.is_empty() {
-        let Some(want) = op.value() else {
+        let Some(want) = op.want() else {
             return Err(Error::Panic("test of the document without a value".into()));
         };
         return if go_equal(doc, want)? {
@@ -457,9 +489,9 @@ fn test(doc: &mut Value, op: &Operation) -> Result<(), Error> {
         ))
     })?;
     let got = get(con, &key).map_err(|e| Error::Failed(format!("error in test for path: '{path}': {e}")))?;
-    match (got, op.value()) {
+    match (got, op.want()) {
         (None, None) => Err(Error::Panic(format!("test of missing {path} without a value"))),
-        (None, Some(Value::Null)) => Ok(()),
+        (None, Some(w)) if w.is_null() => Ok(()),
         (None, Some(_)) | (Some(_), None) => Err(failed()),
         (Some(v), Some(want)) => {
             if go_equal(v, want)? {
@@ -471,15 +503,68 @@ fn test(doc: &mut Value, op: &Operation) -> Result<(), Error> {
     }
 }
 
+/// A patch value a `test` compares with: the client's JSON text, or (without it) a decoded value.
+#[derive(Debug, Clone, Copy)]
+enum Want<'a> {
+    Raw(&'a str),
+    Value(&'a Value),
+}
+
+/// A [`Want`] taken apart one level, as Go's `tryDoc`/`tryAry` do.
+enum Shape<'a> {
+    Null,
+    Object(BTreeMap<String, Want<'a>>),
+    Array(Vec<Want<'a>>),
+    /// The compact JSON text of a scalar.
+    Scalar(String),
+}
+
+impl<'a> Want<'a> {
+    fn is_null(&self) -> bool {
+        match self {
+            Want::Raw(r) => r.trim() == "null",
+            Want::Value(v) => v.is_null(),
+        }
+    }
+
+    fn shape(self) -> Shape<'a> {
+        match self {
+            Want::Value(Value::Null) => Shape::Null,
+            Want::Value(Value::Object(m)) => {
+                Shape::Object(m.iter().map(|(k, v)| (k.clone(), Want::Value(v))).collect())
+            }
+            Want::Value(Value::Array(a)) => Shape::Array(a.iter().map(Want::Value).collect()),
+            Want::Value(v) => Shape::Scalar(serde_json::to_string(v).unwrap_or_default()),
+            Want::Raw(r) => {
+                let t = r.trim();
+                if t == "null" {
+                    return Shape::Null;
+                }
+                if t.starts_with('{')
+                    && let Ok(m) = serde_json::from_str::<BTreeMap<String, &'a RawValue>>(t)
+                {
+                    return Shape::Object(m.into_iter().map(|(k, v)| (k, Want::Raw(v.get()))).collect());
+                }
+                if t.starts_with('[')
+                    && let Ok(a) = serde_json::from_str::<Vec<&'a RawValue>>(t)
+                {
+                    return Shape::Array(a.into_iter().map(|v| Want::Raw(v.get())).collect());
+                }
+                Shape::Scalar(t.to_string())
+            }
+        }
+    }
+}
+
 /// `lazyNode.equal`: `stored` (a document value) against `want` (a patch value). Scalars compare as
 /// bytes: Go's encoding of the stored value against the patch's own text.
-fn go_equal(stored: &Value, want: &Value) -> Result<bool, Error> {
+fn go_equal(stored: &Value, want: Want<'_>) -> Result<bool, Error> {
     match stored {
         Value::Object(m) => {
-            let other = match want {
-                Value::Object(o) => o,
+            let other = match want.shape() {
+                Shape::Object(o) => o,
                 // `null` decodes into an empty map.
-                Value::Null => return Ok(m.is_empty()),
+                Shape::Null => return Ok(m.is_empty()),
                 _ => return Ok(false),
             };
             if m.len() != other.len() {
@@ -491,7 +576,7 @@ fn go_equal(stored: &Value, want: &Value) -> Result<bool, Error> {
                     (true, true) => continue,
                     (true, false) | (false, true) => return Ok(false),
                     (false, false) => {
-                        if !go_equal(v, ov)? {
+                        if !go_equal(v, *ov)? {
                             return Ok(false);
                         }
                     }
@@ -500,9 +585,9 @@ fn go_equal(stored: &Value, want: &Value) -> Result<bool, Error> {
             Ok(true)
         }
         Value::Array(a) => {
-            let other = match want {
-                Value::Array(o) => o,
-                Value::Null => return Ok(a.is_empty()),
+            let other = match want.shape() {
+                Shape::Array(o) => o,
+                Shape::Null => return Ok(a.is_empty()),
                 _ => return Ok(false),
             };
             if a.len() != other.len() {
@@ -518,7 +603,10 @@ fn go_equal(stored: &Value, want: &Value) -> Result<bool, Error> {
             }
             Ok(true)
         }
-        scalar => Ok(go_json(scalar) == serde_json::to_string(want).unwrap_or_default()),
+        scalar => Ok(match want.shape() {
+            Shape::Scalar(text) => go_json(scalar) == text,
+            _ => false,
+        }),
     }
 }
 

@@ -100,6 +100,28 @@ fn test_compares_scalars_as_go_encodes_them() {
 }
 
 #[test]
+fn test_compares_the_clients_text_with_gos_encoding() {
+    let doc = json!({"s": "a<b", "n": 3, "f": 2.5, "o": {"k": [1, "x"]}});
+    let ok = |body: &str| apply_text(&doc, body, true).is_ok();
+    // A Go client escapes '<' as encoding/json does: equal; kube-rs writes it plainly: not equal.
+    assert!(ok(r#"[{"op":"test","path":"/s","value":"a\u003cb"}]"#));
+    assert!(!ok(r#"[{"op":"test","path":"/s","value":"a<b"}]"#));
+    assert!(ok(r#"[{"op":"test","path":"/n","value":3}]"#));
+    assert!(!ok(r#"[{"op":"test","path":"/n","value":3.0}]"#));
+    assert!(!ok(r#"[{"op":"test","path":"/f","value":2.50}]"#));
+    assert!(ok(
+        r#"[{"op":"test","path":"/o","value": { "k" : [ 1 , "x" ] } }]"#
+    ));
+    assert!(ok(r#"[{"op":"test","path":"/missing","value":null}]"#));
+    assert_eq!(
+        apply_text(&doc, r#"[{"op":"test","path":"/missing"}]"#, true)
+            .unwrap_err()
+            .status_code(),
+        500
+    );
+}
+
+#[test]
 fn test_compares_objects_and_arrays_structurally() {
     let doc = json!({"o": {"a": 1, "b": [1, "x"], "c": null}});
     assert!(

@@ -47,8 +47,9 @@ pub fn parse(ri: &ResourceInfo, patch_type: PatchType, body: &[u8]) -> ApiResult
             .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
     };
     match (patch_type, &value) {
-        // Decoded against the live object, as the server does (a missing object is 404 first).
-        (PatchType::Json, _) => Ok(value),
+        // Decoded against the live object, as the server does (a missing object is 404 first); kept
+        // as the client's text, which `test` operations compare with.
+        (PatchType::Json, _) => Ok(Value::String(String::from_utf8_lossy(body).into_owned())),
         (_, Value::Object(_)) => Ok(value),
         (PatchType::Apply, _) => Err(ApiError::bad_request(
             "error decoding YAML: the applied configuration is not an object",
@@ -79,7 +80,12 @@ pub fn apply(ri: &ResourceInfo, patch_type: PatchType, current: &Value, patch: &
 /// default `fieldValidation=Warn` (`Strict` is not distinguished: they stay warnings).
 pub fn warnings(patch_type: PatchType, patch: &Value, validation: FieldValidation) -> Vec<String> {
     if patch_type == PatchType::Json && validation != FieldValidation::Ignore {
-        jsonpatch::unknown_field_warnings(patch)
+        match patch {
+            Value::String(text) => serde_json::from_str(text)
+                .map(|p| jsonpatch::unknown_field_warnings(&p))
+                .unwrap_or_default(),
+            ops => jsonpatch::unknown_field_warnings(ops),
+        }
     } else {
         Vec::new()
     }
@@ -116,7 +122,12 @@ pub fn apply_with(
             Ok(doc)
         }
         PatchType::Json => {
-            jsonpatch::apply(current, patch, validation != FieldValidation::Ignore).map_err(json_patch_error)
+            let strict = validation != FieldValidation::Ignore;
+            match patch {
+                Value::String(text) => jsonpatch::apply_text(current, text, strict),
+                ops => jsonpatch::apply(current, ops, strict),
+            }
+            .map_err(json_patch_error)
         }
         PatchType::Strategic => {
             strategic::strategic_merge(current, patch, &*ri.structure()).map_err(|e| match e.status_code() {
