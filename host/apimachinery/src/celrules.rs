@@ -7,10 +7,10 @@
 //! becomes the rule's `reason` (default `FieldValueInvalid`) at its `fieldPath` (default the node) with
 //! `messageExpression`, `message` or `failed rule: <rule>` as the detail.
 //!
-//! CEL is the `cel` crate with its standard library and the strings, lists and math extensions. Not
-//! done as upstream: static type checking (a rule with a type error fails when it runs, not at CRD
-//! create), cost limits, and the Kubernetes library additions (`quantity`, `url`, `ip`, `cidr`,
-//! `isSorted`...).
+//! CEL is the `cel` crate with its standard library, the strings, lists and math extensions, and
+//! the Kubernetes lists (`isSorted`, `sum`, `min`, `max`) and regex (`find`, `findAll`) functions.
+//! Not done as upstream: static type checking (a rule with a type error fails when it runs, not at
+//! CRD create), cost limits, and the `url` library.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -351,6 +351,7 @@ fn run_rules(
             continue;
         }
         let mut ctx = Context::with_env(ENV.with(Arc::clone));
+        kubernetes_library(&mut ctx);
         ctx.add_variable_from_value("self", self_value.clone());
         if let Some(o) = &old_value {
             ctx.add_variable_from_value("oldSelf", o.clone());
@@ -395,6 +396,102 @@ fn run_rules(
             detail,
         });
     }
+}
+
+/// What the Kubernetes CEL libraries of v1.28 add that the crate's extensions lack: the lists
+/// library's `isSorted`, `sum`, `min`, `max` and the regex library's `find`, `findAll`.
+fn kubernetes_library(ctx: &mut Context) {
+    use ::cel::ExecutionError;
+    use ::cel::extractors::This;
+    fn ordered(list: &[Cel]) -> Result<(), ExecutionError> {
+        if list.windows(2).all(|w| w[0].partial_cmp(&w[1]).is_some()) {
+            Ok(())
+        } else {
+            Err(ExecutionError::function_error(
+                "isSorted",
+                "list elements must have the same type",
+            ))
+        }
+    }
+    let _ = ctx.add_function(
+        "isSorted",
+        |This(list): This<Arc<Vec<Cel>>>| -> Result<bool, ExecutionError> {
+            ordered(&list)?;
+            Ok(list.windows(2).all(|w| w[0] <= w[1]))
+        },
+    );
+    let _ = ctx.add_function(
+        "sum",
+        |This(list): This<Arc<Vec<Cel>>>| -> Result<Cel, ExecutionError> {
+            let mut ints: i64 = 0;
+            let mut floats: f64 = 0.0;
+            let mut any_float = false;
+            for v in list.iter() {
+                match v {
+                    Cel::Int(i) => {
+                        ints = ints
+                            .checked_add(*i)
+                            .ok_or_else(|| ExecutionError::function_error("sum", "integer overflow"))?
+                    }
+                    Cel::UInt(u) => ints = ints.saturating_add(i64::try_from(*u).unwrap_or(i64::MAX)),
+                    Cel::Float(f) => {
+                        any_float = true;
+                        floats += f;
+                    }
+                    _ => return Err(ExecutionError::function_error("sum", "no such overload")),
+                }
+            }
+            Ok(if any_float {
+                Cel::Float(floats + ints as f64)
+            } else {
+                Cel::Int(ints)
+            })
+        },
+    );
+    fn extreme(name: &str, list: &[Cel], pick_less: bool) -> Result<Cel, ExecutionError> {
+        ordered(list)?;
+        let mut it = list.iter();
+        let first = it
+            .next()
+            .ok_or_else(|| ExecutionError::function_error(name, format!("{name} called on empty list")))?;
+        Ok(it
+            .fold(first, |best, v| {
+                if (v < best) == pick_less && v != best {
+                    v
+                } else {
+                    best
+                }
+            })
+            .clone())
+    }
+    let _ = ctx.add_function("min", |This(list): This<Arc<Vec<Cel>>>| {
+        extreme("min", &list, true)
+    });
+    let _ = ctx.add_function("max", |This(list): This<Arc<Vec<Cel>>>| {
+        extreme("max", &list, false)
+    });
+    let _ = ctx.add_function(
+        "find",
+        |This(s): This<Arc<String>>, re: Arc<String>| -> Result<Cel, ExecutionError> {
+            let re =
+                regex::Regex::new(&re).map_err(|e| ExecutionError::function_error("find", e.to_string()))?;
+            Ok(Cel::String(Arc::new(
+                re.find(&s).map(|m| m.as_str().to_string()).unwrap_or_default(),
+            )))
+        },
+    );
+    let _ = ctx.add_function(
+        "findAll",
+        |This(s): This<Arc<String>>, re: Arc<String>| -> Result<Cel, ExecutionError> {
+            let re = regex::Regex::new(&re)
+                .map_err(|e| ExecutionError::function_error("findAll", e.to_string()))?;
+            let all: Vec<Cel> = re
+                .find_iter(&s)
+                .map(|m| Cel::String(Arc::new(m.as_str().to_string())))
+                .collect();
+            Ok(Cel::List(Arc::new(all)))
+        },
+    );
 }
 
 /// `messageExpression` (when it gives a non-blank single-line string), else `message`, else

@@ -217,6 +217,19 @@ fn rules_that_do_not_compile_are_reported_at_crd_write() {
 }
 
 #[test]
+fn kubernetes_library_functions() {
+    let s = json!({"type": "object", "properties": {"l": {"type": "array", "items": {"type": "integer"}}, "s": {"type": "string"}},
+    "x-kubernetes-validations": [
+        {"rule": "self.l.isSorted()", "message": "sorted"},
+        {"rule": "self.l.sum() == 6 && self.l.min() == 1 && self.l.max() == 3", "message": "sum"},
+        {"rule": "self.s.find('[0-9]+') == '12' && self.s.findAll('[a-z]') == ['a', 'b']", "message": "regex"}
+    ]});
+    assert!(validate(&s, &json!({"l": [1, 2, 3], "s": "a12b"}), None, &[]).is_empty());
+    let errs = validate(&s, &json!({"l": [3, 2, 1], "s": "a12b"}), None, &[]);
+    assert_eq!(messages(&errs), vec![r#"<nil>: Invalid value: "object": sorted"#]);
+}
+
+#[test]
 fn field_paths_parse_like_the_server() {
     assert_eq!(field_path("spec", ".a.b"), "spec.a.b");
     assert_eq!(field_path("spec", ".m['x.y']"), "spec.m.x.y");
