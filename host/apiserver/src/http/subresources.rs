@@ -188,6 +188,9 @@ async fn only_field(
             }
         }
     }
+    if pointer == "/status/conditions" {
+        check_approval(&t.ri, &next)?;
+    }
     if let Some(rv) = proposed
         .pointer("/metadata/resourceVersion")
         .filter(|v| v.is_string())
@@ -197,6 +200,35 @@ async fn only_field(
     let opts = ctx.write_options()?;
     let w = blocking(move || objects::update(&core, &ri, &ns, &name, write_as, next, &opts)).await?;
     Ok(with_warnings(ctx.respond(w.code, &w.object), &w.warnings))
+}
+
+/// A CertificateSigningRequest cannot be both Approved and Denied (kube-apiserver's 422).
+fn check_approval(ri: &crate::registry::ResourceInfo, csr: &Value) -> ApiResult<()> {
+    let types: Vec<&str> = csr
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .map(|cs| cs.iter().filter_map(|c| c["type"].as_str()).collect())
+        .unwrap_or_default();
+    if !(types.contains(&"Approved") && types.contains(&"Denied")) {
+        return Ok(());
+    }
+    let i = types
+        .iter()
+        .rposition(|t| *t == "Approved" || *t == "Denied")
+        .unwrap_or(0);
+    Err(ApiError::invalid(
+        &ri.kind,
+        &ri.group,
+        crate::admission::name_of(csr),
+        vec![Cause {
+            reason: "FieldValueInvalid".into(),
+            message: format!(
+                "Invalid value: \"{}\": Approved and Denied conditions are mutually exclusive",
+                types[i]
+            ),
+            field: format!("status.conditions[{i}].type"),
+        }],
+    ))
 }
 
 /// `componentstatuses`: get and list of the healthy components, nothing else.
@@ -231,6 +263,21 @@ fn component_statuses(ctx: &RequestCtx, t: &Target) -> ApiResult<Response> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn approved_and_denied_exclude_each_other() {
+        let reg = crate::registry::Registry::default();
+        let ri = reg
+            .lookup("certificates.k8s.io", "v1", "certificatesigningrequests")
+            .unwrap();
+        let csr = json!({"metadata": {"name": "r"}, "status": {"conditions": [{"type": "Approved"}, {"type": "Denied"}]}});
+        let e = check_approval(&ri, &csr).unwrap_err();
+        assert_eq!(
+            e.message,
+            "CertificateSigningRequest.certificates.k8s.io \"r\" is invalid: status.conditions[1].type: Invalid value: \"Denied\": Approved and Denied conditions are mutually exclusive"
+        );
+        assert!(check_approval(&ri, &json!({"status": {"conditions": [{"type": "Approved"}]}})).is_ok());
+    }
 
     #[test]
     fn log_container_messages_match_kube_apiserver() {
