@@ -230,11 +230,11 @@ async fn writes_survive_throttling_and_server_errors() {
     let h = Host::start().await;
     h.plugin("pdb-guard", PluginSettings::default()).await;
     let client = h.t.client.clone();
-    // About a third of all requests fail: 429 with Retry-After, or 500.
+    // Half of all requests fail: 429 with Retry-After, or 500.
     h.t.server.faults().set(wasmop_apiserver::FaultSettings {
         too_many_requests: 0.2,
         retry_after_seconds: 1,
-        internal_errors: 0.15,
+        internal_errors: 0.3,
         ..Default::default()
     });
     const N: usize = 20;
@@ -255,7 +255,8 @@ async fn writes_survive_throttling_and_server_errors() {
     })
     .await;
     h.t.server.faults().set(Default::default());
-    // With ~35% of requests failing, 20 PDB writes all succeeding at once would be a 1-in-5000 event.
+    // kube-rs retries 429s itself; a 500 reaches the engine. With 30% of requests answered 500,
+    // 20 PDB writes that all succeed at the first try would be a 1-in-1000 event.
     assert!(
         h.engine.stats("pdb-guard").await.unwrap().failures > 0,
         "some writes failed and were retried"
