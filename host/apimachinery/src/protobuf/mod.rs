@@ -24,7 +24,7 @@ pub enum ProtobufError {
     #[error("the body is not a Kubernetes protobuf envelope (missing the k8s\\0 prefix)")]
     NoMagic,
     #[error("malformed protobuf: {0}")]
-    Malformed(String),
+    Malformed(#[source] prost::DecodeError),
     #[error("protobuf bodies of kind {kind} ({api_version}) are not supported; send JSON")]
     UnsupportedKind { api_version: String, kind: String },
     #[error("reading the decoded {kind} message")]
@@ -46,8 +46,8 @@ pub fn supports(api_version: &str, kind: &str) -> bool {
 /// whose `x-kubernetes-group-version-kind` names it. Without one, field names are camelCased.
 pub fn decode(body: &[u8], schemas: &Schemas) -> Result<Value, ProtobufError> {
     let envelope = body.strip_prefix(MAGIC).ok_or(ProtobufError::NoMagic)?;
-    let unknown = k8s_pb::apimachinery::pkg::runtime::Unknown::decode(envelope)
-        .map_err(|e| ProtobufError::Malformed(e.to_string()))?;
+    let unknown =
+        k8s_pb::apimachinery::pkg::runtime::Unknown::decode(envelope).map_err(ProtobufError::Malformed)?;
     let type_meta = unknown.type_meta.unwrap_or_default();
     let api_version = type_meta.api_version.unwrap_or_default();
     let kind = type_meta.kind.unwrap_or_default();
@@ -57,7 +57,7 @@ pub fn decode(body: &[u8], schemas: &Schemas) -> Result<Value, ProtobufError> {
             api_version: api_version.clone(),
             kind: kind.clone(),
         })?
-        .map_err(|e| ProtobufError::Malformed(e.to_string()))?;
+        .map_err(ProtobufError::Malformed)?;
     let tree = debug::parse(&text).map_err(|source| ProtobufError::Internal {
         kind: kind.clone(),
         source,
