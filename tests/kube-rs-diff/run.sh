@@ -54,6 +54,15 @@ for crate in "${crates[@]}"; do
     [ -n "$manifest" ] || { echo "no $crate 5.x among this workspace's dependencies" >&2; exit 1; }
     src=$work/src/$crate
     rm -rf "$src" && mkdir -p "$src" && cp -r "$(dirname "$manifest")"/. "$src"/
+    # Its own workspace, not a member of this one.
+    printf '\n[workspace]\n' >> "$src/Cargo.toml"
+    # Start from this workspace's lock file: the same versions the host builds with.
+    cp "$root/Cargo.lock" "$src/Cargo.lock"
+    # The newest webpki-roots in the lock cannot be fetched here; the one before it can.
+    cargo update --quiet --manifest-path "$src/Cargo.toml" -p webpki-roots --precise 1.0.10 2>/dev/null || true
+    # kube-client's tests name the `kube` facade (a dev-dependency only inside kube-rs's own
+    # workspace) for three re-exported items: use the crate's own paths.
+    [ "$crate" = kube-client ] && sed -i 's/use kube::api::/use crate::api::/' "$src/src/lib.rs"
     args=(--manifest-path "$src/Cargo.toml" --target-dir "$work/target" --lib)
     [ -n "${features[$crate]}" ] && args+=(--features "${features[$crate]}")
     echo "== $crate: building its tests"

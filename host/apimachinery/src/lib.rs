@@ -10,8 +10,9 @@
 //! - [`strategic`]: strategic merge patch for built-in kinds.
 //! - [`jsonpatch`]: RFC 6902 JSON patch with kube-apiserver's (evanphx/json-patch v4) semantics.
 //! - [`fieldmanager`]: server-side apply and `managedFields` bookkeeping.
-//! - [`protobuf`]: decoding the protobuf request bodies kubectl sends for built-in kinds (k8s-pb).
-//! - [`openapi`]: OpenAPI v3 component schemas of built-in kinds (from `schemars`).
+//! - [`protobuf`]: decoding the protobuf request bodies kubectl sends for built-in kinds (k8s-pb;
+//!   feature `protobuf`).
+//! - [`openapi`]: OpenAPI v3 component schemas of built-in kinds (from `schemars`; feature `openapi`).
 //! - [`structure`]: how lists merge (atomic, set, map keyed by fields), the one fact SMP and SSA share.
 //! - [`time`]: Kubernetes timestamps (RFC 3339 seconds, UTC) and kubectl's ages, on `jiff`.
 //! - [`validation`]: name rules (RFC 1123 labels and subdomains, qualified names).
@@ -21,7 +22,9 @@ pub mod celrules;
 pub mod fieldmanager;
 pub mod gofmt;
 pub mod jsonpatch;
+#[cfg(feature = "openapi")]
 pub mod openapi;
+#[cfg(feature = "protobuf")]
 pub mod protobuf;
 pub mod schema;
 pub mod selector;

@@ -31,7 +31,10 @@ use crate::registry::ResourceInfo;
 const MAX_BODY: usize = 8 * 1024 * 1024;
 
 pub fn router(core: Arc<Core>) -> axum::Router {
-    metrics::layer(axum::Router::new().fallback(handle).with_state(core.clone()), core)
+    metrics::layer(
+        axum::Router::new().fallback(handle).with_state(core.clone()),
+        core,
+    )
 }
 
 /// Query parameters, last value wins.
