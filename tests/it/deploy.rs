@@ -99,9 +99,7 @@ fn the_kustomize_base_renders_and_applies_to_the_embedded_server() {
     let cache = dir.path().join("kube-cache");
 
     let result = std::panic::catch_unwind(|| {
-        // The embedded server does not serve every built-in kind: a kind of the base it lacks is
-        // left out through an overlay (and named), so the test covers the rest and follows the
-        // server as it grows.
+        // Every kind of the base is served, NetworkPolicy included: the base applies as it is.
         let served = check(
             "kubectl api-resources",
             &kubectl(&kubeconfig, &cache)
@@ -109,24 +107,10 @@ fn the_kustomize_base_renders_and_applies_to_the_embedded_server() {
                 .output()
                 .unwrap(),
         );
-        let mut base = deploy.clone();
-        if !served.lines().any(|l| l == "networkpolicies.networking.k8s.io") {
-            eprintln!("the embedded API server does not serve NetworkPolicy: applying the base without it");
-            base = dir.path().join("base");
-            std::fs::create_dir(&base).unwrap();
-            std::fs::write(
-                base.join("kustomization.yaml"),
-                format!(
-                    "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
-                     resources: [{}]\n\
-                     patches:\n\
-                     - patch: |\n    $patch: delete\n    apiVersion: networking.k8s.io/v1\n    \
-                     kind: NetworkPolicy\n    metadata: {{name: wasmop, namespace: wasmop-system}}\n",
-                    relative(&base, &deploy)
-                ),
-            )
-            .unwrap();
-        }
+        assert!(
+            served.lines().any(|l| l == "networkpolicies.networking.k8s.io"),
+            "{served}"
+        );
         // An overlay shipping pdb-guard through the ConfigMap generator, as docs/operations.md says.
         let overlay = dir.path().join("overlay");
         std::fs::create_dir(&overlay).unwrap();
@@ -139,18 +123,22 @@ fn the_kustomize_base_renders_and_applies_to_the_embedded_server() {
                  resources: [{}]\n\
                  configMapGenerator:\n\
                  - name: wasmop-plugins\n  namespace: wasmop-system\n  behavior: merge\n  files: [pdb-guard.wasm]\n",
-                relative(&overlay, &base)
+                relative(&overlay, &deploy)
             ),
         )
         .unwrap();
 
         let out = kubectl(&kubeconfig, &cache)
             .args(["apply", "--server-side", "-k"])
-            .arg(&base)
+            .arg(&deploy)
             .output()
             .unwrap();
         let applied = check("kubectl apply -k deploy/", &out);
         assert!(applied.contains("deployment.apps/wasmop"), "{applied}");
+        assert!(
+            applied.contains("networkpolicy.networking.k8s.io/wasmop"),
+            "{applied}"
+        );
         let out = kubectl(&kubeconfig, &cache)
             .args(["apply", "--server-side", "-k"])
             .arg(&overlay)
@@ -190,6 +178,19 @@ fn the_kustomize_base_renders_and_applies_to_the_embedded_server() {
             .output()
             .unwrap();
         assert_eq!(check("kubectl get deployment", &out), "2");
+        let out = kubectl(&kubeconfig, &cache)
+            .args([
+                "-n",
+                "wasmop-system",
+                "get",
+                "netpol",
+                "wasmop",
+                "-o",
+                "jsonpath={.metadata.generation} {.spec.policyTypes} {.spec.egress[1].ports[0].port}",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(check("kubectl get netpol", &out), r#"1 ["Ingress","Egress"] 53"#);
     });
     let _ = child.kill();
     let _ = child.wait();

@@ -1,7 +1,7 @@
 //! What the core and aggregation kinds need beyond a plain stored kind: the verbs and subresources a
 //! real kube-apiserver lists for them in discovery (`pods/log`, `pods/eviction`,
-//! `certificatesigningrequests/approval`, read-only `componentstatuses`, ...), which subresource
-//! paths are routed, and the synthetic `ComponentStatus` list.
+//! `certificatesigningrequests/approval`, `serviceaccounts/token`, read-only `componentstatuses`,
+//! ...), which subresource paths are routed, and the synthetic `ComponentStatus` list.
 
 use serde_json::{Value, json};
 
@@ -97,6 +97,16 @@ pub fn subresources(ri: &ResourceInfo) -> Vec<Subresource> {
     }
     if is(ri, "certificates.k8s.io", "certificatesigningrequests") {
         subs.push(sub("approval", None, GPU));
+    }
+    if is(ri, "", "serviceaccounts") {
+        // Answered by `auth::reviews` (TokenRequest), not routed as a subresource here.
+        subs.push(Subresource {
+            name: "token",
+            group: "authentication.k8s.io",
+            version: "v1",
+            kind: Some("TokenRequest"),
+            verbs: &["create"],
+        });
     }
     subs.sort_by_key(|s| s.name);
     subs

@@ -8,7 +8,8 @@ use std::any::TypeId;
 use std::sync::{Arc, RwLock};
 
 use k8s_openapi::api::{
-    apps, authentication, authorization, batch, certificates, coordination, core, events, policy, rbac,
+    apps, authentication, authorization, batch, certificates, coordination, core, events, networking, policy,
+    rbac,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
@@ -190,6 +191,12 @@ const STATUS: Flags = Flags {
     scale: false,
     generation: false,
 };
+/// Kept `generation`, no status subresource (NetworkPolicy).
+const GENERATION: Flags = Flags {
+    status: false,
+    scale: false,
+    generation: true,
+};
 const WORKLOAD: Flags = Flags {
     status: true,
     scale: false,
@@ -289,6 +296,7 @@ pub fn builtins() -> Vec<ResourceInfo> {
         builtin::<batch::v1::Job>(&[], all, WORKLOAD),
         builtin::<batch::v1::CronJob>(&["cj"], all, WORKLOAD),
         builtin::<certificates::v1::CertificateSigningRequest>(&["csr"], &[], STATUS),
+        builtin::<networking::v1::NetworkPolicy>(&["netpol"], &[], GENERATION),
         builtin::<policy::v1::PodDisruptionBudget>(&["pdb"], &[], WORKLOAD),
         builtin::<rbac::v1::ClusterRoleBinding>(&[], &[], NONE),
         builtin::<rbac::v1::ClusterRole>(&[], &[], NONE),

@@ -213,4 +213,73 @@ mod tests {
         assert_eq!(apps["apiVersion"], "v1");
         assert!(resource_list(&reg, "", "v1").unwrap().get("apiVersion").is_none());
     }
+
+    #[test]
+    fn service_account_tokens_are_listed_as_a_real_server_does() {
+        let reg = Registry::default();
+        // As in `01-discovery/api-v1.http`.
+        let core = resource_list(&reg, "", "v1").unwrap();
+        let token = core["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "serviceaccounts/token")
+            .expect("serviceaccounts/token in /api/v1");
+        assert_eq!(
+            *token,
+            json!({"name": "serviceaccounts/token", "singularName": "", "namespaced": true,
+                "group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest", "verbs": ["create"]})
+        );
+        let aggregated = aggregated(&reg, true, "v2beta1");
+        let sa = aggregated["items"][0]["versions"][0]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resource"] == "serviceaccounts")
+            .unwrap();
+        assert_eq!(
+            sa["subresources"],
+            json!([{"subresource": "token",
+                "responseKind": {"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"},
+                "verbs": ["create"]}])
+        );
+    }
+
+    #[test]
+    fn network_policies_are_served_in_the_group_order_of_a_real_server() {
+        let reg = Registry::default();
+        let groups: Vec<String> = group_list(&reg)["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["name"].as_str().unwrap().to_string())
+            .collect();
+        let at = |name: &str| groups.iter().position(|g| g == name).unwrap();
+        // `01-discovery/apis.http`: ... certificates.k8s.io, networking.k8s.io, policy ...
+        assert_eq!(at("networking.k8s.io"), at("certificates.k8s.io") + 1);
+        assert_eq!(at("policy"), at("networking.k8s.io") + 1);
+        let networking = resource_list(&reg, "networking.k8s.io", "v1").unwrap();
+        assert_eq!(
+            networking["resources"],
+            json!([{"name": "networkpolicies", "singularName": "networkpolicy", "namespaced": true,
+                "kind": "NetworkPolicy", "verbs": ["create", "delete", "deletecollection", "get", "list",
+                "patch", "update", "watch"], "shortNames": ["netpol"]}])
+        );
+        let aggregated = aggregated(&reg, false, "v2beta1");
+        let item = aggregated["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["metadata"]["name"] == "networking.k8s.io")
+            .unwrap();
+        let np = &item["versions"][0]["resources"][0];
+        assert_eq!(np["resource"], "networkpolicies");
+        assert_eq!(
+            np["responseKind"],
+            json!({"group": "", "version": "", "kind": "NetworkPolicy"})
+        );
+        assert_eq!(np["scope"], "Namespaced");
+        assert_eq!(np["shortNames"], json!(["netpol"]));
+        assert!(np.get("subresources").is_none(), "no status in v1.28");
+    }
 }
