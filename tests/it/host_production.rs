@@ -378,9 +378,13 @@ async fn readiness_follows_the_plugins_and_metrics_parse() {
         "wasmop_cached_objects{kind=\"example.com/v1/Database\"} 1",
         "wasmop_leader 1",
         "wasmop_plugin_up{plugin=\"database-operator\"",
+        "# TYPE wasmop_guest_memory_high_water_bytes gauge",
     ] {
         assert!(metrics.contains(series), "{series}: {metrics}");
     }
+    // It reconciled: its peak linear memory is known, within the default cap.
+    let high_water = sum(&metrics, "wasmop_guest_memory_high_water_bytes", plugin);
+    assert!(high_water > 0.0 && high_water <= (64 << 20) as f64, "{metrics}");
     assert!(
         sum(&metrics, "wasmop_watch_relists_total", "") >= 1.0,
         "{metrics}"

@@ -136,12 +136,19 @@ async fn unbounded_allocation_hits_the_memory_cap() {
             ..PluginLimits::default()
         },
     );
+    assert_eq!(hog.memory_high_water(), 0);
     for _ in 0..2 {
         assert_eq!(
             hog.reconcile(&configmap("x"), empty()).await.unwrap_err(),
             ReconcileFailure::OutOfMemory(cap)
         );
     }
+    // Its high-water mark: up against the cap (1 MiB blocks), never past it.
+    let high = hog.memory_high_water();
+    assert!(
+        high > cap - (4 << 20) && high <= cap,
+        "high-water mark {high} with a cap of {cap}"
+    );
     // The same compiled plugin with a cap too small even to instantiate.
     let tiny = hog.clone().with_limits(PluginLimits {
         memory_bytes: 64 << 10,
@@ -151,6 +158,7 @@ async fn unbounded_allocation_hits_the_memory_cap() {
         tiny.reconcile(&configmap("x"), empty()).await.unwrap_err(),
         ReconcileFailure::OutOfMemory(64 << 10)
     );
+    assert_eq!(tiny.memory_high_water(), high, "clones share the mark");
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! What a plugin's store holds, and the host side of its imports: the cache and log interfaces (one
 //! implementation for both contract versions), WASI p2 with nothing granted (no files,
 //! environment, arguments, network or real clocks; guest stdout/stderr go to `tracing`), and the
-//! memory limiter.
+//! memory limiter (cap and high-water mark).
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -190,9 +190,11 @@ fn cut(s: &str, max: usize) -> &str {
 /// Caps the linear memory of one store: the sum of all its memories, counted from instantiation.
 /// A refused growth makes `memory.grow` return -1 to the guest (which usually aborts, a trap) and
 /// records that the cap was hit, so the caller reports `OutOfMemory` rather than a plain trap.
+/// It also records the peak of that sum (the call's memory high-water mark).
 pub(crate) struct MemoryLimiter {
     cap: u64,
     used: u64,
+    peak: u64,
     pub(crate) hit: bool,
 }
 
@@ -201,8 +203,15 @@ impl MemoryLimiter {
         MemoryLimiter {
             cap,
             used: 0,
+            peak: 0,
             hit: false,
         }
+    }
+
+    /// The most linear memory (all memories together) the store held at once; refused growths
+    /// are not counted.
+    pub(crate) fn peak(&self) -> u64 {
+        self.peak
     }
 }
 
@@ -219,6 +228,7 @@ impl ResourceLimiter for MemoryLimiter {
             return Ok(false);
         }
         self.used += grow;
+        self.peak = self.peak.max(self.used);
         Ok(true)
     }
 
@@ -414,7 +424,9 @@ mod tests {
         assert!(!l.hit);
         assert!(!l.memory_growing(6 << 20, 8 << 20, None).unwrap());
         assert!(l.hit);
+        assert_eq!(l.peak(), 9 << 20, "a refused growth is not counted");
         assert!(l.memory_growing(3 << 20, 4 << 20, None).unwrap());
+        assert_eq!(l.peak(), 10 << 20);
     }
 
     #[test]

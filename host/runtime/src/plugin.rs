@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -60,6 +61,8 @@ struct PluginInner {
     metadata: Metadata,
     world: World,
     component: Component,
+    /// The most linear memory one call of this plugin held, over its calls so far.
+    memory_high_water: AtomicU64,
 }
 
 /// The linked component, by the contract version it implements.
@@ -109,6 +112,7 @@ impl Plugin {
                 metadata,
                 world,
                 component,
+                memory_high_water: AtomicU64::new(0),
             }),
             limits,
         }
@@ -139,6 +143,20 @@ impl Plugin {
         self
     }
 
+    /// The peak linear memory (bytes, all memories of the instance together) of its calls so far
+    /// (`reconcile` and `map`, failed ones included; a growth refused by the memory cap is not
+    /// counted): the highest of each call's high-water mark. Shared by clones; 0 before any call.
+    pub fn memory_high_water(&self) -> u64 {
+        self.inner.memory_high_water.load(Ordering::Relaxed)
+    }
+
+    /// Records the high-water mark of a finished call.
+    fn record_memory(&self, store: &wasmtime::Store<HostState>) {
+        self.inner
+            .memory_high_water
+            .fetch_max(store.data().limiter.peak(), Ordering::Relaxed);
+    }
+
     /// The compiled code in the engine's artifact format (see `CompiledPlugin::serialize`).
     pub fn serialize(&self) -> Result<Vec<u8>, LoadError> {
         self.inner
@@ -165,7 +183,9 @@ impl Plugin {
                     let instance = pre.instantiate_async(&mut store).await?;
                     instance.call_reconcile(&mut store, &input).await
                 };
-                match bounded(limits, call).await {
+                let outcome = bounded(limits, call).await;
+                self.record_memory(&store);
+                match outcome {
                     Outcome::Done(Ok(Ok(desired))) => convert::desired_from_wit(desired),
                     Outcome::Done(Ok(Err(error))) => Err(convert::error_from_wit(error)),
                     Outcome::Done(Err(e)) => Err(classify(e, store.data(), limits)),
@@ -181,7 +201,9 @@ impl Plugin {
                     let instance = pre.instantiate_async(&mut store).await?;
                     instance.call_reconcile(&mut store, &input).await
                 };
-                match bounded(limits, call).await {
+                let outcome = bounded(limits, call).await;
+                self.record_memory(&store);
+                match outcome {
                     Outcome::Done(Ok(Ok(desired))) => {
                         crate::v0_1::desired_from_wit(desired, snapshot.reason, *finalizer_everywhere)
                     }
@@ -211,7 +233,9 @@ impl Plugin {
             let instance = pre.instantiate_async(&mut store).await?;
             instance.call_map(&mut store, &input).await
         };
-        match bounded(limits, call).await {
+        let outcome = bounded(limits, call).await;
+        self.record_memory(&store);
+        match outcome {
             Outcome::Done(Ok(Ok(keys))) => Ok(convert::keys_from_wit(keys)),
             Outcome::Done(Ok(Err(error))) => Err(convert::error_from_wit(error)),
             Outcome::Done(Err(e)) => Err(classify(e, store.data(), limits)),
@@ -381,5 +405,45 @@ mod tests {
             deleted: false,
         };
         assert_eq!(plugin.map(&trigger, cache).await, Ok(Vec::new()));
+    }
+
+    #[tokio::test]
+    async fn the_memory_high_water_mark_is_the_peak_of_the_calls_and_shared_by_clones() {
+        let plugin = Runtime::shared()
+            .unwrap()
+            .load(REPLICATOR_0_1, PluginLimits::default())
+            .unwrap();
+        assert_eq!(
+            plugin.memory_high_water(),
+            0,
+            "no call yet (metadata at load is not one)"
+        );
+        let cache: Arc<dyn CacheReader> = Arc::new(EmptyCache);
+        plugin
+            .reconcile(&snapshot(Reason::Change), cache.clone())
+            .await
+            .unwrap();
+        let first = plugin.memory_high_water();
+        assert!(first > 0, "an instance has linear memory");
+        assert!(first <= PluginLimits::DEFAULT_MEMORY_BYTES);
+        // A clone with other limits shares the mark: one that cannot even instantiate does not lower it.
+        let tiny = plugin.clone().with_limits(PluginLimits {
+            memory_bytes: 64 << 10,
+            ..PluginLimits::default()
+        });
+        assert!(first > 64 << 10, "the replicator needs more than 64 KiB");
+        assert_eq!(
+            tiny.reconcile(&snapshot(Reason::Change), cache.clone())
+                .await
+                .unwrap_err(),
+            ReconcileFailure::OutOfMemory(64 << 10)
+        );
+        assert_eq!(tiny.memory_high_water(), first);
+        plugin
+            .reconcile(&snapshot(Reason::Deletion), cache)
+            .await
+            .unwrap();
+        assert!(plugin.memory_high_water() >= first);
+        assert_eq!(tiny.memory_high_water(), plugin.memory_high_water());
     }
 }

@@ -1,7 +1,7 @@
 //! Prometheus metrics of a running host (`GET /metrics` on the status endpoint): the engine's own
 //! (defined once in `wasmop_engine::metrics`, registered by `Engine::register_metrics`) and the
-//! host's — plugin loads and the compile cache, and whether each plugin is up — in one registry
-//! with the `wasmop` prefix. `docs/operations.md` ("Metrics") lists every metric.
+//! host's — plugin loads and the compile cache, whether each plugin is up, and the peak linear
+//! memory of its calls (from the runtime) — in one registry with the `wasmop` prefix. `docs/operations.md` ("Metrics") lists every metric.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -38,6 +38,18 @@ pub async fn render(manager: &PluginManager) -> String {
         "plugin_up",
         "Whether the plugin is running (1), or starting or failed to load (0)",
         up,
+    );
+    let high_water = Family::<[(&'static str, String); 1], Gauge>::default();
+    for (name, bytes) in manager.memory_high_water().await {
+        high_water
+            .get_or_create(&[("plugin", name)])
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+    registry.register_with_unit(
+        "guest_memory_high_water",
+        "The most linear memory one call (reconcile or map) of the running plugin version held so far",
+        Unit::Bytes,
+        high_water,
     );
     registry.register_with_unit(
         "plugin_load_duration",

@@ -24,7 +24,7 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 use wasmop_contract::Metadata;
 use wasmop_engine::{Engine, PluginSettings, PluginState};
-use wasmop_runtime::{PluginLimits, Runtime};
+use wasmop_runtime::{Plugin, PluginLimits, Runtime};
 
 use super::dir::{self, Found};
 
@@ -70,6 +70,8 @@ impl State {
 /// The version of a file the engine runs.
 struct Running {
     meta: Metadata,
+    /// The loaded plugin (a clone of what the engine runs: it shares its memory high-water mark).
+    plugin: Plugin,
     /// Logs the plugin's way from `starting` to `running`; ends with this version.
     reporter: tokio::task::JoinHandle<()>,
 }
@@ -201,6 +203,17 @@ impl PluginManager {
             out.push(status);
         }
         out
+    }
+
+    /// The peak linear memory of one call of each running plugin so far: (plugin name, bytes).
+    pub async fn memory_high_water(&self) -> Vec<(String, u64)> {
+        self.entries
+            .lock()
+            .await
+            .values()
+            .filter_map(|e| e.running.as_ref())
+            .map(|r| (r.meta.name.clone(), r.plugin.memory_high_water()))
+            .collect()
     }
 
     /// The CustomResourceDefinitions the running plugins declare: (plugin name, document).
@@ -337,7 +350,11 @@ impl PluginManager {
         {
             let _ = self.engine.remove_plugin(&old.meta.name).await;
         }
-        let upserted = match self.engine.upsert_plugin(Arc::new(plugin), plugin_settings).await {
+        let upserted = match self
+            .engine
+            .upsert_plugin(Arc::new(plugin.clone()), plugin_settings)
+            .await
+        {
             Ok(u) => u,
             Err(e) => {
                 // Whatever of the previous version still runs stays in the table.
@@ -375,7 +392,11 @@ impl PluginManager {
                     from_cache,
                 },
                 fingerprint: found.fingerprint(),
-                running: Some(Running { meta, reporter }),
+                running: Some(Running {
+                    meta,
+                    plugin,
+                    reporter,
+                }),
             },
         );
     }
