@@ -20,7 +20,7 @@ crates=("$@")
 # What each crate's tests need; TLS through rustls + ring as the host uses it.
 declare -A features=(
     [kube-client]="client,config,rustls-tls,ring,ws,jsonpatch,gzip"
-    [kube-runtime]=""
+    [kube-runtime]="kube-client/rustls-tls,kube-client/ring"
     [kube]="client,config,runtime,derive,rustls-tls,ring,ws,jsonpatch"
 )
 
@@ -60,9 +60,16 @@ for crate in "${crates[@]}"; do
     cp "$root/Cargo.lock" "$src/Cargo.lock"
     # The newest webpki-roots in the lock cannot be fetched here; the one before it can.
     cargo update --quiet --manifest-path "$src/Cargo.toml" -p webpki-roots --precise 1.0.10 2>/dev/null || true
-    # kube-client's tests name the `kube` facade (a dev-dependency only inside kube-rs's own
-    # workspace) for three re-exported items: use the crate's own paths.
-    [ "$crate" = kube-client ] && sed -i 's/use kube::api::/use crate::api::/' "$src/src/lib.rs"
+    # A few tests name the `kube` facade (a dev-dependency only inside kube-rs's own workspace)
+    # for items it re-exports: use the paths the crate itself has (doc comments are left alone).
+    case $crate in
+        kube-client) facade=crate ;;
+        kube-runtime) facade=kube_client ;;
+        *) facade= ;;
+    esac
+    if [ -n "$facade" ]; then
+        grep -rl --include='*.rs' -E '^\s*use kube::' "$src/src" | xargs -r sed -i -E "s/^(\s*)use kube::/\1use $facade::/"
+    fi
     args=(--manifest-path "$src/Cargo.toml" --target-dir "$work/target" --lib)
     [ -n "${features[$crate]}" ] && args+=(--features "${features[$crate]}")
     echo "== $crate: building its tests"

@@ -990,6 +990,8 @@ fn field_value(object: &Value, path: &str) -> String {
     for part in path.split('.') {
         match cur.get(part) {
             Some(v) => cur = v,
+            // Go prints an unset bool field as `false` (`fmt.Sprint(node.Spec.Unschedulable)`).
+            None if BOOL_FIELDS.contains(&path) => return "false".into(),
             None => return String::new(),
         }
     }
@@ -1000,6 +1002,9 @@ fn field_value(object: &Value, path: &str) -> String {
         Value::Null | Value::Array(_) | Value::Object(_) => String::new(),
     }
 }
+
+/// Selectable fields that are Go bools (not pointers): absent means `false`.
+const BOOL_FIELDS: [&str; 2] = ["spec.unschedulable", "spec.hostNetwork"];
 
 /// `fields.splitTerms`: split on commas not preceded by an unescaped backslash.
 fn split_terms(selector: &str) -> Vec<&str> {
@@ -1337,6 +1342,10 @@ mod tests {
             ("spec.paused=false", true),
             ("involvedObject.name=p,type=Warning", true),
             ("spec=", true),
+            // An unset Go bool reads `false`.
+            ("spec.unschedulable=false", true),
+            ("spec.unschedulable=true", false),
+            ("spec.hostNetwork!=true", true),
         ];
         for (sel, want) in cases {
             assert_eq!(FieldSelector::parse(sel).unwrap().matches(&pod), *want, "{sel}");

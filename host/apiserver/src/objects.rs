@@ -168,6 +168,9 @@ fn selectable_fields(ri: &ResourceInfo) -> Option<&'static [&'static str]> {
         ]),
         ("", "secrets") => Some(&[META[0], META[1], "type"]),
         ("", "namespaces") => Some(&[META[0], META[1], "status.phase"]),
+        // `kubectl cordon`/`drain` and kube-rs's node helpers list nodes by schedulability.
+        ("", "nodes") => Some(&[META[0], META[1], "spec.unschedulable"]),
+        ("", "replicationcontrollers") => Some(&[META[0], META[1], "status.replicas"]),
         _ => None,
     }
 }
