@@ -1,12 +1,15 @@
 //! The wire form of `Status` bodies (errors, DELETE successes, eviction answers): kube-apiserver's
 //! Go field order (`kind`, `apiVersion`, `metadata`, `status`, `message`, `reason`, `details`,
 //! `code`; details `name`, `group`, `kind`, `uid`, `causes`, `retryAfterSeconds`; causes `reason`,
-//! `message`, `field`), and watch events with `type` before `object`. `serde_json::Value` sorts keys,
-//! so these values are re-emitted through the structs here before they are written (see
+//! `message`, `field`), watch events with `type` before `object`, and every other API object with
+//! `kind`, `apiVersion` and `metadata` first (Go's TypeMeta and ObjectMeta lead every struct; clients
+//! such as kube-rs quote the byte offsets of `kind` in their errors). `serde_json::Value` sorts keys,
+//! so these values are re-emitted through the types here before they are written (see
 //! `http::json_bytes`).
 
-use serde::Serialize;
-use serde_json::Value;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+use serde_json::{Map, Value};
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -142,11 +145,40 @@ fn ordered(value: &Value) -> Option<StatusOut<'_>> {
     })
 }
 
-/// A watch event's object: a `Status` in Go order, anything else as it is.
+/// The keys Go writes first in every API object.
+const LEAD: [&str; 3] = ["kind", "apiVersion", "metadata"];
+
+/// An API object (or list) with `kind`, `apiVersion` and `metadata` first, the rest in key order.
+struct ObjectOut<'a>(&'a Map<String, Value>);
+
+impl Serialize for ObjectOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for k in LEAD {
+            if let Some(v) = self.0.get(k) {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        for (k, v) in self.0.iter().filter(|(k, _)| !LEAD.contains(&k.as_str())) {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+fn api_object(value: &Value) -> Option<ObjectOut<'_>> {
+    let obj = value.as_object()?;
+    (obj.get("kind").is_some_and(Value::is_string) && obj.contains_key("apiVersion"))
+        .then_some(ObjectOut(obj))
+}
+
+/// A watch event's object: a `Status` in Go order, an API object with its type first, anything
+/// else as it is.
 #[derive(Serialize)]
 #[serde(untagged)]
 enum EventObject<'a> {
     Status(StatusOut<'a>),
+    Object(ObjectOut<'a>),
     Plain(&'a Value),
 }
 
@@ -167,9 +199,10 @@ fn watch_event(value: &Value) -> Option<EventOut<'_>> {
     let object = obj.get("object")?;
     Some(EventOut {
         type_,
-        object: match ordered(object) {
-            Some(status) => EventObject::Status(status),
-            None => EventObject::Plain(object),
+        object: match (ordered(object), api_object(object)) {
+            (Some(status), _) => EventObject::Status(status),
+            (None, Some(o)) => EventObject::Object(o),
+            (None, None) => EventObject::Plain(object),
         },
     })
 }
@@ -182,18 +215,38 @@ fn write<T: Serialize>(out: &T, pretty: bool) -> Option<Vec<u8>> {
     }
 }
 
-/// The JSON of a `Status` in kube-apiserver's field order, or of a watch event (`type` first, a
-/// `Status` object in that order); None for anything else.
+/// The JSON of a `Status` in kube-apiserver's field order, of a watch event (`type` first, its
+/// object in order), or of an API object (`kind`, `apiVersion`, `metadata` first); None for
+/// anything else.
 pub fn to_vec(value: &Value, pretty: bool) -> Option<Vec<u8>> {
     if let Some(out) = ordered(value) {
         return write(&out, pretty);
     }
-    write(&watch_event(value)?, pretty)
+    if let Some(event) = watch_event(value) {
+        return write(&event, pretty);
+    }
+    write(&api_object(value)?, pretty)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_objects_lead_with_their_type_and_metadata() {
+        let cm = serde_json::json!({"apiVersion": "v1", "data": {"b": "1", "a": "2"}, "kind": "ConfigMap", "metadata": {"name": "x"}});
+        assert_eq!(
+            String::from_utf8(to_vec(&cm, false).unwrap()).unwrap(),
+            r#"{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"x"},"data":{"a":"2","b":"1"}}"#
+        );
+        let event = serde_json::json!({"object": cm, "type": "ADDED"});
+        assert!(
+            String::from_utf8(to_vec(&event, false).unwrap())
+                .unwrap()
+                .starts_with(r#"{"type":"ADDED","object":{"kind":"ConfigMap","apiVersion":"v1""#)
+        );
+        assert!(to_vec(&serde_json::json!({"paths": []}), false).is_none());
+    }
     use crate::error::{ApiError, ResourceRef};
     use serde_json::json;
 
@@ -240,8 +293,16 @@ mod tests {
     }
 
     #[test]
-    fn other_objects_and_unknown_fields_are_left_alone() {
-        assert!(to_vec(&json!({"kind": "ConfigMap", "apiVersion": "v1"}), false).is_none());
-        assert!(to_vec(&json!({"kind": "Status", "apiVersion": "v1", "extra": 1}), false).is_none());
+    fn unknown_fields_are_kept_and_non_objects_left_alone() {
+        // A Status with a field this module does not know is written as any object: nothing lost.
+        assert_eq!(
+            String::from_utf8(
+                to_vec(&json!({"kind": "Status", "apiVersion": "v1", "extra": 1}), false).unwrap()
+            )
+            .unwrap(),
+            r#"{"kind":"Status","apiVersion":"v1","extra":1}"#
+        );
+        assert!(to_vec(&json!({"kind": 1, "apiVersion": "v1"}), false).is_none());
+        assert!(to_vec(&json!([1, 2]), false).is_none());
     }
 }
