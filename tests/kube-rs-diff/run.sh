@@ -19,7 +19,7 @@ crates=("$@")
 [ ${#crates[@]} -gt 0 ] || crates=(kube-client kube-runtime kube)
 # What each crate's tests need; TLS through rustls + ring as the host uses it.
 declare -A features=(
-    [kube-client]="client,config,rustls-tls,ring,ws,jsonpatch,gzip"
+    [kube-client]="client,config,rustls-tls,ring,ws,jsonpatch,gzip,unstable-client"
     [kube-runtime]="kube-client/rustls-tls,kube-client/ring"
     [kube]="client,config,runtime,derive,rustls-tls,ring,ws,jsonpatch"
 )
