@@ -4,9 +4,8 @@
 //! LocalSubjectAccessReview and SelfSubjectRulesReview (`authorization.k8s.io/v1`, what
 //! `kubectl auth can-i` calls). Nothing is stored: each answers with the request plus a `status`.
 
-use axum::body::Body;
 use axum::response::Response;
-use http::{HeaderValue, Method, StatusCode, header};
+use http::Method;
 use k8s_openapi::api::rbac::v1::PolicyRule;
 use serde_json::{Value, json};
 
@@ -33,18 +32,6 @@ pub fn verbs(group: &str, plural: &str) -> Option<&'static [&'static str]> {
     }
 }
 
-fn respond(code: u16, value: &Value) -> Response {
-    let mut resp = Response::new(Body::from(crate::http::json_bytes(value, false)));
-    *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-cache, private"),
-    );
-    resp
-}
-
 /// The request body, decoded as the server decodes any body (`plural` names the resource whose
 /// entry describes it in errors).
 fn body(ctx: &RequestCtx, group: &str, plural: &str) -> ApiResult<Value> {
@@ -63,7 +50,7 @@ fn answer(group: &str, kind: &str, metadata: Value, spec: &Value, status: Value)
         out["spec"] = spec.clone();
     }
     out["status"] = status;
-    respond(201, &out)
+    crate::http::json_response(201, &out, false)
 }
 
 fn user_json(u: &UserInfo) -> Value {

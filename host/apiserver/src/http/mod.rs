@@ -105,7 +105,7 @@ pub fn json_bytes(value: &Value, pretty: bool) -> Vec<u8> {
     }
 }
 
-fn json_response(code: u16, value: &Value, pretty: bool) -> Response {
+pub(crate) fn json_response(code: u16, value: &Value, pretty: bool) -> Response {
     let mut resp = Response::new(Body::from(json_bytes(value, pretty)));
     *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
     resp.headers_mut()
