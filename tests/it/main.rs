@@ -23,5 +23,6 @@ mod engine_contract;
 mod engine_examples;
 mod golden;
 mod host_production;
+mod host_rbac;
 mod reload;
 mod runtime_plugins;

@@ -32,7 +32,7 @@ use prometheus_client::registry::Registry;
 use wasmop_contract::{Gvk, Reconciler};
 
 pub use backoff::BackoffConfig;
-pub use controller::StatsSnapshot;
+pub use controller::{Forbidden, StatsSnapshot};
 pub use ratelimit::RateLimitConfig;
 
 use cache::{Cache, Caches};
@@ -278,6 +278,16 @@ impl Engine {
 
     pub async fn stats(&self, name: &str) -> Option<StatsSnapshot> {
         self.controllers.lock().await.get(name).map(|c| c.stats())
+    }
+
+    /// The last write of a running plugin that the API server forbade (403), unless one of its
+    /// writes succeeded since: the permission its RBAC lacks, in the API server's words.
+    pub async fn forbidden(&self, name: &str) -> Option<Forbidden> {
+        self.controllers
+            .lock()
+            .await
+            .get(name)
+            .and_then(|c| c.forbidden())
     }
 
     /// Keys waiting or running for a plugin.

@@ -50,6 +50,7 @@ pub struct Stats {
     pub refused: AtomicU64,
     pub skipped: AtomicU64,
     pub parked: AtomicU64,
+    pub forbidden: AtomicU64,
 }
 
 /// A copy of [`Stats`] at one moment.
@@ -63,6 +64,30 @@ pub struct StatsSnapshot {
     pub skipped: u64,
     /// Reconciles not run because the object's last failure was permanent and it has not changed.
     pub parked: u64,
+    /// Writes the API server forbade (403): the plugin's RBAC lacks a permission.
+    pub forbidden: u64,
+}
+
+/// The last write of a plugin that the API server forbade (403), kept until a later write of the
+/// plugin succeeds: which permission its RBAC lacks, for `wasmop plugins`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forbidden {
+    /// The primary object whose reconcile wrote (`namespace/name`).
+    pub object: String,
+    /// The write that was refused (`apply of PodDisruptionBudget demo/web`).
+    pub write: String,
+    /// The API server's message, which names the user, verb, resource, group and namespace.
+    pub message: String,
+}
+
+impl std::fmt::Display for Forbidden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (reconciling {}): {}",
+            self.write, self.object, self.message
+        )
+    }
 }
 
 /// What a controller is set up with.
@@ -91,6 +116,8 @@ pub struct Controller {
     /// Keys whose last failure was permanent, with the resourceVersion it happened at.
     parked: Mutex<HashMap<ObjectKey, Option<String>>>,
     stats: Stats,
+    /// The last forbidden write, until a write succeeds.
+    forbidden: Mutex<Option<Forbidden>>,
     /// Recently recorded events, so a steady state records nothing new.
     recorded: Mutex<HashMap<(String, String, String), tokio::time::Instant>>,
     state: tokio::sync::watch::Sender<PluginState>,
@@ -136,6 +163,7 @@ impl Controller {
             queue,
             parked: Mutex::new(HashMap::new()),
             stats: Stats::default(),
+            forbidden: Mutex::new(None),
             recorded: Mutex::new(HashMap::new()),
             state: tokio::sync::watch::channel(PluginState::Starting {
                 reason: "starting".into(),
@@ -157,7 +185,13 @@ impl Controller {
             refused: s.refused.load(Ordering::Relaxed),
             skipped: s.skipped.load(Ordering::Relaxed),
             parked: s.parked.load(Ordering::Relaxed),
+            forbidden: s.forbidden.load(Ordering::Relaxed),
         }
+    }
+
+    /// The last write the API server forbade, unless a write succeeded since.
+    pub fn forbidden(&self) -> Option<Forbidden> {
+        self.forbidden.lock().expect("forbidden lock").clone()
     }
 
     pub fn state(&self) -> PluginState {

@@ -12,7 +12,7 @@ use kube::ResourceExt;
 use kube::api::DynamicObject;
 use wasmop_contract::{EventType, ObjectKey, Reason, ReconcileFailure};
 
-use super::Controller;
+use super::{Controller, Forbidden};
 use crate::metrics;
 use crate::writer::{ErrorClass, WriteError};
 
@@ -40,6 +40,15 @@ impl Controller {
         self.parked.lock().expect("parked lock").remove(key);
     }
 
+    /// A write of the plugin went through: whatever was forbidden before is no longer the news.
+    pub(super) fn wrote(&self) {
+        self.stats.writes.fetch_add(1, Ordering::Relaxed);
+        let mut forbidden = self.forbidden.lock().expect("forbidden lock");
+        if let Some(f) = forbidden.take() {
+            tracing::info!(plugin = %self.meta.name, previously = %f, "the plugin's writes go through again");
+        }
+    }
+
     pub(super) fn succeeded(&self, key: &ObjectKey, requeue_after: Option<u32>) {
         self.backoff.lock().expect("backoff lock").reset(key);
         if let Some(secs) = requeue_after {
@@ -65,6 +74,19 @@ impl Controller {
 
     pub(super) async fn write_failed(&self, key: &ObjectKey, object: &DynamicObject, error: WriteError) {
         self.stats.failures.fetch_add(1, Ordering::Relaxed);
+        if let WriteError::Api {
+            what,
+            source: kube::Error::Api(status),
+        } = &error
+            && status.code == 403
+        {
+            self.stats.forbidden.fetch_add(1, Ordering::Relaxed);
+            *self.forbidden.lock().expect("forbidden lock") = Some(Forbidden {
+                object: key.to_string(),
+                write: what.clone(),
+                message: status.message.clone(),
+            });
+        }
         match error.class() {
             ErrorClass::RetryAfter(delay) => {
                 tracing::info!(plugin = %self.meta.name, object = %key, retry_in = ?delay, "the API server asked to slow down");

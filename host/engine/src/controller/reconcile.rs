@@ -98,7 +98,7 @@ impl Controller {
                 self.write_failed(key, &object, e).await;
                 return Outcome::Error;
             }
-            self.stats.writes.fetch_add(1, Ordering::Relaxed);
+            self.wrote();
         }
         self.record_events(&primary, &object, &desired).await;
         self.succeeded(key, desired.requeue_after_seconds);

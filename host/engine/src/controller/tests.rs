@@ -356,6 +356,59 @@ async fn a_permanent_answer_warns_once_and_waits_for_a_change() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_forbidden_write_is_kept_for_the_status_until_a_write_succeeds() {
+    let s = Setup::new().synced(vec![cm("a", "x", 1), cm("a", "y", 1)]);
+    let meta = Metadata::new("p", "1", cm_gvk())
+        .owns(cm_gvk())
+        .max_concurrent_reconciles(1)
+        .resync_seconds(60);
+    // y writes only while `y_writes` says so.
+    let y_writes = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let y = y_writes.clone();
+    let plugin = Arc::new(FakePlugin::new(meta, move |snap| {
+        let name = snap.object["metadata"]["name"].as_str().unwrap();
+        let child =
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("{name}-copy")}});
+        let writes = name == "x" || y.load(std::sync::atomic::Ordering::SeqCst);
+        Ok(Desired {
+            apply: if writes { vec![child] } else { Vec::new() },
+            ..Default::default()
+        })
+    }));
+    // x's write is forbidden, y's goes through (keys come out in order: x first).
+    s.writer.fail_with(&[403]);
+    let c = s.controller(plugin.clone());
+    advance(Duration::from_millis(10)).await;
+    assert_eq!(plugin.calls().len(), 2);
+    // y's later write cleared x's record: what is shown is the state now, not history.
+    assert_eq!(c.forbidden(), None);
+    assert_eq!(c.stats().forbidden, 1);
+
+    // A forbidden write with nothing succeeding after it stays, through resyncs (the object is
+    // parked) and the Warning event's own successful write, which is not the plugin's.
+    y_writes.store(false, std::sync::atomic::Ordering::SeqCst);
+    s.writer.fail_with(&[403]);
+    s.store.apply(cm("a", "x", 2));
+    advance(Duration::from_secs(300)).await;
+    let forbidden = c.forbidden().expect("the forbidden write is recorded");
+    assert_eq!(forbidden.object, "a/x");
+    assert!(forbidden.write.contains("x-copy"), "{forbidden:?}");
+    assert_eq!(forbidden.message, "answered 403");
+    assert_eq!(c.stats().forbidden, 2);
+    // The same refusal is reported once (the Warning of the first one, not again).
+    let events = s.writer.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(events[0].0 == "WriteFailed" && events[0].1.contains("answered 403"));
+
+    // The permission is granted; the object changes; the write succeeds and the record is gone.
+    s.store.apply(cm("a", "x", 3));
+    advance(Duration::from_millis(10)).await;
+    assert_eq!(c.forbidden(), None);
+    assert_eq!(s.writer.events().len(), 1);
+    c.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_transient_answer_is_retried_with_backoff() {
     let s = Setup::new().synced(vec![cm("a", "x", 1)]);
     let child = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "copy"}});

@@ -41,6 +41,10 @@ pub struct PluginStatus {
     #[serde(default)]
     pub reason: Option<String>,
     pub last_error: Option<String>,
+    /// The last write of the running plugin that the API server forbade (403), in its words (the
+    /// verb, resource, group and namespace the plugin's RBAC lacks); gone once a write succeeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forbidden: Option<String>,
     /// Whether the running version was loaded from the compile cache (no compilation).
     #[serde(default)]
     pub from_cache: bool,
@@ -200,6 +204,14 @@ impl PluginManager {
                     None => (State::Failed, Some("the engine does not run it".into())),
                 },
             };
+            status.forbidden = match &entry.running {
+                Some(running) => self
+                    .engine
+                    .forbidden(&running.meta.name)
+                    .await
+                    .map(|f| f.to_string()),
+                None => None,
+            };
             out.push(status);
         }
         out
@@ -284,6 +296,7 @@ impl PluginManager {
                 state: State::Failed,
                 reason: None,
                 last_error: None,
+                forbidden: None,
                 from_cache: false,
             },
             fingerprint: found.fingerprint(),
@@ -389,6 +402,7 @@ impl PluginManager {
                     state: State::Starting,
                     reason: None,
                     last_error: None,
+                    forbidden: None,
                     from_cache,
                 },
                 fingerprint: found.fingerprint(),

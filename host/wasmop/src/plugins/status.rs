@@ -176,7 +176,8 @@ pub async fn fetch(addr: SocketAddr) -> Result<Vec<PluginStatus>, StatusError> {
 }
 
 /// The plugin list as a table for people: one row per file; the last column says why a plugin is
-/// still starting and what the last load of its file failed with.
+/// still starting, which of its writes the API server forbade (the permission its RBAC lacks), and
+/// what the last load of its file failed with.
 pub fn table(list: &[PluginStatus]) -> String {
     let mut out = format!(
         "{:<28} {:<24} {:<10} {:<13} {:<9} DETAIL\n",
@@ -191,6 +192,7 @@ pub fn table(list: &[PluginStatus]) -> String {
             .reason
             .iter()
             .cloned()
+            .chain(p.forbidden.iter().map(|e| format!("forbidden: {e}")))
             .chain(p.last_error.iter().map(|e| format!("last error: {e}")))
             .collect();
         out.push_str(&format!(
@@ -245,6 +247,7 @@ mod tests {
             state: State::Starting,
             reason: Some("kind example.com/v1 Database is not served yet".into()),
             last_error: None,
+            forbidden: None,
             from_cache: false,
         };
         let failed = PluginStatus {
@@ -255,9 +258,21 @@ mod tests {
             state: State::Failed,
             reason: None,
             last_error: Some("bad.wasm: not a WebAssembly file".into()),
+            forbidden: None,
             from_cache: false,
         };
-        let text = table(&[starting, failed]);
+        let refused = PluginStatus {
+            file: "/plugins/pdb-guard.wasm".into(),
+            name: Some("pdb-guard".into()),
+            version: Some("0.1.0".into()),
+            hash: Some("ba9876543210".into()),
+            state: State::Running,
+            reason: None,
+            last_error: None,
+            forbidden: Some("apply of PodDisruptionBudget demo/web (reconciling demo/web): poddisruptionbudgets.policy \"web\" is forbidden: User \"system:serviceaccount:wasmop-system:wasmop\" cannot patch resource \"poddisruptionbudgets\" in API group \"policy\" in the namespace \"demo\"".into()),
+            from_cache: false,
+        };
+        let text = table(&[starting, failed, refused.clone()]);
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("FILE"), "{text}");
         assert!(
@@ -272,5 +287,22 @@ mod tests {
                 && lines[2].ends_with("last error: bad.wasm: not a WebAssembly file"),
             "{text}"
         );
+        assert!(
+            lines[3].starts_with("pdb-guard.wasm")
+                && lines[3].contains(" running ")
+                && lines[3].contains("forbidden: apply of PodDisruptionBudget demo/web")
+                && lines[3].ends_with("in the namespace \"demo\""),
+            "{text}"
+        );
+        // The status JSON carries it, and a list without it (an older host) still reads.
+        let json = serde_json::to_value(&refused).unwrap();
+        assert!(
+            json["forbidden"].as_str().unwrap().contains("cannot patch"),
+            "{json}"
+        );
+        let mut older = json.clone();
+        older.as_object_mut().unwrap().remove("forbidden");
+        let read: PluginStatus = serde_json::from_value(older).unwrap();
+        assert_eq!(read.forbidden, None);
     }
 }
