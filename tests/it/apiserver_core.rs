@@ -13,19 +13,10 @@ use serde_json::{Value, json};
 
 use crate::support::TestServer;
 
-fn reference(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/k8s-reference")
-        .join(path)
-}
-
+/// `shared/k8s-reference` lies beside the repository (the manifest is `host/wasmop/Cargo.toml`).
 fn reference_dir() -> Option<PathBuf> {
-    let p = reference("README.md");
-    if p.exists() {
-        return Some(p.parent().unwrap().to_path_buf());
-    }
-    let alt = Path::new("/work/shared/k8s-reference");
-    alt.exists().then(|| alt.to_path_buf())
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/k8s-reference");
+    dir.join("README.md").exists().then_some(dir)
 }
 
 /// One recorded exchange: request line, content type and body; response code and body.
