@@ -41,6 +41,12 @@ pub enum Command {
     Crd(CrdArgs),
     /// Print the RBAC (ClusterRole, bindings, leader-election Role) a host needs for plugins.
     Rbac(crate::rbac::RbacArgs),
+    /// Create a plugin project (Rust, Python or JavaScript/TypeScript) that builds and passes its
+    /// golden test out of the box.
+    New(crate::scaffold::NewArgs),
+    /// Build a plugin project into a `.wasm` component (the language is detected from its
+    /// manifest).
+    Build(crate::scaffold::BuildArgs),
 }
 
 /// Logging.
@@ -275,6 +281,14 @@ pub struct ApiServerArgs {
     /// (the admin token); off: every authenticated user may do anything.
     #[arg(long, env = "WASMOP_RBAC")]
     pub rbac: bool,
+    /// Simulate kubelets and the controller manager: Deployments, ReplicaSets, StatefulSets,
+    /// DaemonSets and Jobs report ready (or, annotated `simulate.wasmop.io/fail: MESSAGE`, failed)
+    /// after --simulate-delay. Always on in `wasmop dev`.
+    #[arg(long, env = "WASMOP_SIMULATE_WORKLOADS")]
+    pub simulate_workloads: bool,
+    /// How long a simulated workload takes to become ready after a change.
+    #[arg(long, env = "WASMOP_SIMULATE_DELAY", default_value = "1s", value_parser = crate::offline::parse_duration)]
+    pub simulate_delay: std::time::Duration,
 }
 
 impl ApiServerArgs {
@@ -287,6 +301,20 @@ impl ApiServerArgs {
         c.history_limit = self.watch_history;
         c.faults = self.fault_injection;
         c.rbac = self.rbac;
+        c.simulate = self
+            .simulate_workloads
+            .then_some(wasmop_apiserver::controllers::simulate::Settings {
+                delay: self.simulate_delay,
+            });
+        c
+    }
+
+    /// The configuration of `wasmop dev`: the same, with the workload simulator always on.
+    pub fn dev_config(&self) -> wasmop_apiserver::Config {
+        let mut c = self.config();
+        c.simulate = Some(wasmop_apiserver::controllers::simulate::Settings {
+            delay: self.simulate_delay,
+        });
         c
     }
 }
@@ -317,6 +345,25 @@ mod tests {
                 "{flag}"
             );
         }
+    }
+
+    #[test]
+    fn workloads_are_simulated_in_dev_and_on_request_only() {
+        let server = |args: &[&str]| match Cli::try_parse_from([&["wasmop"], args].concat())
+            .unwrap()
+            .command
+        {
+            Command::Apiserver(a) => a.config(),
+            Command::Dev(a) => a.apiserver.dev_config(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(server(&["apiserver"]).simulate, None);
+        let on = server(&["apiserver", "--simulate-workloads", "--simulate-delay", "250ms"]);
+        assert_eq!(on.simulate.map(|s| s.delay), Some(std::time::Duration::from_millis(250)));
+        assert_eq!(
+            server(&["dev"]).simulate.map(|s| s.delay),
+            Some(std::time::Duration::from_secs(1))
+        );
     }
 
     #[test]

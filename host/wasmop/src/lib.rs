@@ -8,6 +8,7 @@
 //! - [`commands`]: the long-running subcommands (`run`, `dev`, `apiserver`);
 //! - [`offline`]: `wasmop test`, `wasmop inspect` and `wasmop crd`;
 //! - [`rbac`]: `wasmop rbac`, the RBAC a host needs for a set of plugins;
+//! - [`scaffold`]: `wasmop new` and `wasmop build`, plugin projects in Rust, Python and JavaScript;
 //! - [`cli`]: the command line (every flag also a `WASMOP_*` variable), [`HostArgs`] among it;
 //! - [`telemetry`]: Prometheus metrics.
 //!
@@ -20,6 +21,7 @@ pub mod host;
 pub mod offline;
 pub mod plugins;
 pub mod rbac;
+pub mod scaffold;
 pub mod telemetry;
 
 pub use cli::HostArgs;
