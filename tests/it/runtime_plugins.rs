@@ -302,9 +302,12 @@ fn compiled_plugins_are_cached_on_disk_and_bad_entries_rebuilt() {
         Some((1, 0)),
         "the second load does not compile"
     );
-    // Corrupt every entry: loading still works, by compiling again.
+    // Corrupt every artifact (not the key): loading still works, by compiling again.
     let mut corrupted = 0;
-    for entry in walk(dir.path()) {
+    for entry in walk(dir.path())
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+    {
         std::fs::write(&entry, b"not a compiled artifact").unwrap();
         corrupted += 1;
     }
@@ -318,6 +321,11 @@ fn compiled_plugins_are_cached_on_disk_and_bad_entries_rebuilt() {
         rebuilt.cache_stats().map(|(_, misses)| misses),
         Some(1),
         "the bad entry was ignored"
+    );
+    assert_eq!(
+        rebuilt.artifact_cache_stats().map(|s| s.rejected),
+        Some(1),
+        "and counted"
     );
 }
 

@@ -61,3 +61,41 @@ impl LoadError {
         }
     }
 }
+
+/// Why a compile-cache directory was refused. Loading goes on without a cache: compiling every time
+/// is slower, never unsafe.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("{}: {what}: {source}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: refused as the compile cache: not a directory", path.display())]
+    NotADirectory { path: std::path::PathBuf },
+    #[error(
+        "{}: refused as the compile cache: owned by uid {owner}, not by the user running wasmop \
+         (uid {uid}); someone else could plant native code there. Use a directory of your own \
+         (--cache-dir)",
+        path.display()
+    )]
+    NotOwned {
+        path: std::path::PathBuf,
+        owner: u32,
+        uid: u32,
+    },
+    #[error(
+        "{}: refused as the compile cache: mode {mode:04o} lets other users write it (or read the \
+         key); `chmod go-rwx` it or use another --cache-dir",
+        path.display()
+    )]
+    TooOpen { path: std::path::PathBuf, mode: u32 },
+    #[error(
+        "{}: refused as the compile cache key: not a regular file of 32 bytes ({len} bytes); \
+         remove the cache directory to start afresh",
+        path.display()
+    )]
+    BadKey { path: std::path::PathBuf, len: u64 },
+}

@@ -17,6 +17,7 @@
 //! tick, so a spinning guest never holds a tokio worker for long.
 
 mod bindings;
+mod cache;
 mod convert;
 mod error;
 mod host;
@@ -24,7 +25,8 @@ mod plugin;
 mod runtime;
 mod v0_1;
 
-pub use error::{LoadError, RuntimeError};
+pub use cache::{ArtifactCache, CacheStats, Rejection};
+pub use error::{CacheError, LoadError, RuntimeError};
 pub use plugin::{Plugin, PluginLimits};
 pub use runtime::{CompiledPlugin, Runtime, RuntimeConfig};
 

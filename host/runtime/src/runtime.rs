@@ -1,7 +1,7 @@
 //! The engine, the linker, and loading: from bytes to a validated [`Plugin`].
 
 use std::hash::{Hash, Hasher};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -10,7 +10,8 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline};
 
 use crate::bindings::{v0_1, v0_2};
-use crate::error::{LoadError, RuntimeError};
+use crate::cache::{ArtifactCache, CacheStats, Digest, Lookup, sha256};
+use crate::error::{CacheError, LoadError, RuntimeError};
 use crate::host::HostState;
 use crate::plugin::{Outcome, Plugin, PluginLimits, World, bounded, classify};
 
@@ -24,10 +25,11 @@ pub struct RuntimeConfig {
     /// How often the epoch advances: the granularity of deadlines, and how often a running guest
     /// yields to the async executor.
     pub epoch_tick: Duration,
-    /// Where compiled plugins are kept on disk (wasmtime's cache, keyed by the component's hash and
-    /// the engine's configuration; unreadable or foreign entries are ignored and rebuilt). `None`
-    /// compiles every time.
-    pub cache_dir: Option<std::path::PathBuf>,
+    /// Where compiled plugins are kept on disk ([`ArtifactCache`]: a directory only this user can
+    /// write, artifacts authenticated by an HMAC under a key kept there; anything else is ignored
+    /// and rebuilt). `None` compiles every time; so does a directory that is refused (the reason is
+    /// logged as an error and kept in [`Runtime::cache_error`]).
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for RuntimeConfig {
@@ -48,8 +50,11 @@ pub struct Runtime {
 
 struct RuntimeInner {
     engine: Engine,
+    /// [`Runtime::compatibility_key`], computed once.
+    engine_key: Digest,
     linker: Linker<HostState>,
-    cache: Option<wasmtime::Cache>,
+    cache: Option<ArtifactCache>,
+    cache_error: Option<CacheError>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -78,21 +83,22 @@ impl Runtime {
             .epoch_interruption(true)
             .parallel_compilation(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let cache = match &config.cache_dir {
-            Some(dir) => {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    RuntimeError(format!("creating the compile cache {}: {e}", dir.display()))
-                })?;
-                let mut cc = wasmtime::CacheConfig::new();
-                cc.with_directory(dir);
-                let cache = wasmtime::Cache::new(cc)
-                    .map_err(|e| RuntimeError(format!("the compile cache {}: {e:#}", dir.display())))?;
-                wasm.cache(Some(cache.clone()));
-                Some(cache)
+        // A refused cache directory does not stop the host: compiling every time costs start-up
+        // time only, while refusing to start would let whoever planted the directory deny service.
+        let (cache, cache_error) = match config.cache_dir.as_deref().map(ArtifactCache::open) {
+            Some(Ok(cache)) => (Some(cache), None),
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "compile cache refused: every plugin will be compiled on every load");
+                (None, Some(e))
             }
-            None => None,
+            None => (None, None),
         };
         let engine = Engine::new(&wasm).map_err(|e| RuntimeError(format!("{e:#}")))?;
+        let engine_key = {
+            let mut h = Sha256Hasher(ring::digest::Context::new(&ring::digest::SHA256));
+            engine.precompile_compatibility_hash().hash(&mut h);
+            h.0.finish().as_ref().try_into().expect("32 bytes")
+        };
 
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
@@ -122,8 +128,10 @@ impl Runtime {
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
                 engine,
+                engine_key,
                 linker,
                 cache,
+                cache_error,
             }),
         })
     }
@@ -131,10 +139,36 @@ impl Runtime {
     /// Compile-cache hits and misses so far (`None` without a cache): a load that adds a hit did
     /// not compile.
     pub fn cache_stats(&self) -> Option<(usize, usize)> {
+        self.artifact_cache_stats()
+            .map(|s| (s.hits as usize, s.misses as usize))
+    }
+
+    /// All the compile cache's counters, rejected artifacts included (`None` without a cache).
+    pub fn artifact_cache_stats(&self) -> Option<CacheStats> {
+        self.inner.cache.as_ref().map(ArtifactCache::stats)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// The compile cache in use, if any.
+    pub fn artifact_cache(&self) -> Option<&ArtifactCache> {
+        self.inner.cache.as_ref()
+    }
+
+    /// Why the configured cache directory was refused, if it was.
+    pub fn cache_error(&self) -> Option<&CacheError> {
+        self.inner.cache_error.as_ref()
+    }
+
+    /// Where the artifact of a component with these bytes is (or would be) cached.
+    pub fn artifact_path(&self, bytes: &[u8]) -> Option<PathBuf> {
         self.inner
             .cache
             .as_ref()
-            .map(|c| (c.cache_hits(), c.cache_misses()))
+            .map(|c| c.artifact_path(&self.inner.engine_key, &sha256(bytes)))
     }
 
     /// The process-wide runtime with the default configuration, created on first use.
@@ -166,16 +200,37 @@ impl Runtime {
         self.instantiate(compiled, limits)
     }
 
-    /// Compiles a component to native code, without checking it is a reconciler yet.
+    /// Compiles a component to native code (or loads its verified artifact from the compile
+    /// cache, and writes one after compiling), without checking it is a reconciler yet.
     pub fn compile(&self, file: &str, bytes: &[u8]) -> Result<CompiledPlugin, LoadError> {
         check_header(file, bytes)?;
+        let cached = self.inner.cache.as_ref().map(|cache| (cache, sha256(bytes)));
+        if let Some((cache, digest)) = &cached
+            && let Lookup::Hit(component) = cache.lookup(&self.inner.engine, &self.inner.engine_key, digest)
+        {
+            return Ok(CompiledPlugin {
+                file: file.to_string(),
+                component,
+                from_cache: true,
+            });
+        }
         let component = Component::new(&self.inner.engine, bytes).map_err(|e| LoadError::Compile {
             file: file.to_string(),
             reason: format!("{e:#}"),
         })?;
+        if let Some((cache, digest)) = &cached {
+            let stored = component
+                .serialize()
+                .map_err(|e| std::io::Error::other(format!("{e:#}")))
+                .and_then(|payload| cache.store(&self.inner.engine_key, digest, &payload));
+            if let Err(e) = stored {
+                tracing::warn!(%file, dir = %cache.dir().display(), error = %e, "compile cache: cannot write the artifact");
+            }
+        }
         Ok(CompiledPlugin {
             file: file.to_string(),
             component,
+            from_cache: false,
         })
     }
 
@@ -192,19 +247,17 @@ impl Runtime {
             })
     }
 
-    /// A hash of everything that makes compiled artifacts of this engine incompatible with another
-    /// (wasmtime version, target, compiler settings): part of an artifact cache key, with the hash
-    /// of the component's bytes.
-    pub fn compatibility_key(&self) -> u64 {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        self.inner.engine.precompile_compatibility_hash().hash(&mut h);
-        h.finish()
+    /// A SHA-256 of everything that makes compiled artifacts of this engine incompatible with
+    /// another (wasmtime version, target, compiler settings): part of an artifact's cache key, with
+    /// the hash of the component's bytes.
+    pub fn compatibility_key(&self) -> Digest {
+        self.inner.engine_key
     }
 
     /// Links a compiled component against the reconciler world (0.2, else 0.1), calls its
     /// `metadata` export once (with `limits`) and validates the answer.
     pub fn instantiate(&self, compiled: CompiledPlugin, limits: PluginLimits) -> Result<Plugin, LoadError> {
-        let CompiledPlugin { file, component } = compiled;
+        let CompiledPlugin { file, component, .. } = compiled;
         let wrong_world = |reason: String| LoadError::WrongWorld {
             file: file.clone(),
             reason,
@@ -325,10 +378,25 @@ fn check_header(file: &str, bytes: &[u8]) -> Result<(), LoadError> {
     Ok(())
 }
 
+/// Feeds wasmtime's engine-compatibility hash into SHA-256, for a key that is the same in every
+/// process of this build (std's `DefaultHasher` promises no such thing).
+struct Sha256Hasher(ring::digest::Context);
+
+impl Hasher for Sha256Hasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    fn finish(&self) -> u64 {
+        unreachable!("only the SHA-256 of the hashed bytes is used")
+    }
+}
+
 /// A component compiled by a [`Runtime`], not yet checked against the reconciler world.
 pub struct CompiledPlugin {
     file: String,
     component: Component,
+    from_cache: bool,
 }
 
 impl std::fmt::Debug for CompiledPlugin {
@@ -344,10 +412,13 @@ impl CompiledPlugin {
         &self.file
     }
 
+    /// Whether it came from a verified artifact of the compile cache (nothing was compiled).
+    pub fn from_cache(&self) -> bool {
+        self.from_cache
+    }
+
     /// The compiled code in the engine's artifact format (as [`Runtime::precompile`] gives it).
-    /// Loading it back needs wasmtime's `Component::deserialize`, an `unsafe fn` (the bytes are
-    /// trusted to be this engine's own output: a tampered artifact is arbitrary native code), which
-    /// the workspace's `unsafe_code = "forbid"` rules out in this crate.
+    /// Loading it back is only done by the compile cache, for artifacts it authenticated.
     pub fn serialize(&self) -> Result<Vec<u8>, LoadError> {
         self.component.serialize().map_err(|e| LoadError::Serialize {
             file: self.file.clone(),
@@ -480,5 +551,12 @@ mod tests {
         assert!(!bytes.is_empty());
         assert!(!rt.precompile("empty.wasm", EMPTY_COMPONENT).unwrap().is_empty());
         assert_eq!(rt.compatibility_key(), rt.compatibility_key());
+        // Another engine of the same configuration has the same key (it is not a random hash).
+        let other = Runtime::new(RuntimeConfig {
+            max_instances: 2,
+            ..RuntimeConfig::default()
+        })
+        .unwrap();
+        assert_eq!(other.compatibility_key(), rt.compatibility_key());
     }
 }

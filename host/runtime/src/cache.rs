@@ -1,0 +1,409 @@
+//! The on-disk cache of compiled plugins: a directory only the running user can write, a
+//! per-installation HMAC key beside the artifacts, and artifacts that are loaded as native code only
+//! once their MAC checks out.
+//!
+//! Why not wasmtime's own cache: it trusts whatever sits in its directory, and a compiled artifact is
+//! native code the host jumps into. Here a directory (or key) someone else could write is refused,
+//! and every artifact carries an HMAC-SHA256 under a key only this user can read, so a planted,
+//! tampered, truncated or foreign file is rejected (and counted) before wasmtime sees a byte of it.
+//!
+//! Layout of the directory (mode 0700):
+//! - `key`: 32 random bytes (mode 0600), created on first use;
+//! - `<component sha256>-<engine key>.cwasm`: one artifact per component and engine configuration:
+//!
+//! ```text
+//! magic "WASMOPC\0" | format u32 LE | engine compatibility key [32] | component sha256 [32]
+//!   | payload length u64 LE | payload | HMAC-SHA256(key, everything before it) [32]
+//! ```
+//!
+//! where the payload is wasmtime's serialized component. Writes go to a temporary file renamed over
+//! the artifact, so a reader sees a whole old or a whole new file.
+
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ring::hmac;
+use ring::rand::{SecureRandom, SystemRandom};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+use crate::error::CacheError;
+
+const MAGIC: &[u8; 8] = b"WASMOPC\0";
+/// Bumped when the layout above changes: older files then read as foreign and are rebuilt.
+const FORMAT: u32 = 1;
+const HEADER_LEN: usize = 8 + 4 + 32 + 32 + 8;
+const MAC_LEN: usize = 32;
+const KEY_LEN: usize = 32;
+const KEY_FILE: &str = "key";
+
+/// A SHA-256 digest: of a component's bytes, or of the engine's compatibility hash.
+pub type Digest = [u8; 32];
+
+/// Why a cached artifact was not loaded (it is then recompiled and rewritten).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// Shorter than its header or than the payload length it declares.
+    Truncated,
+    /// Another format, engine configuration or component than its name says.
+    Foreign,
+    /// The MAC does not match: written by someone without this installation's key, or altered.
+    BadMac,
+    /// The MAC matched but wasmtime refused the payload (a wasmtime bug or a key leak).
+    Unloadable,
+}
+
+/// What an artifact lookup found.
+pub(crate) enum Lookup {
+    Hit(Component),
+    Missing,
+    // The reason is logged where it is found; tests check it here.
+    Rejected(#[cfg_attr(not(test), allow(dead_code))] Rejection),
+}
+
+/// Counters of an [`ArtifactCache`], since it was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Loads served from an artifact (nothing compiled).
+    pub hits: u64,
+    /// Loads that compiled (no artifact, or a rejected one).
+    pub misses: u64,
+    /// Artifacts found but not loaded: truncated, foreign or failing their MAC.
+    pub rejected: u64,
+    /// Artifacts that could not be written (a read-only or full directory).
+    pub write_errors: u64,
+}
+
+/// A checked cache directory and its key. See the module documentation.
+pub struct ArtifactCache {
+    dir: PathBuf,
+    key: hmac::Key,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    rejected: AtomicU64,
+    write_errors: AtomicU64,
+}
+
+impl std::fmt::Debug for ArtifactCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArtifactCache")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ArtifactCache {
+    /// Creates `dir` (mode 0700) if needed, checks that only the running user can write it, and
+    /// reads its key (creating it, mode 0600, from OS randomness, the first time).
+    pub fn open(dir: impl Into<PathBuf>) -> Result<ArtifactCache, CacheError> {
+        let dir = dir.into();
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|source| CacheError::Io {
+                path: dir.clone(),
+                what: "cannot create the directory",
+                source,
+            })?;
+        let meta = std::fs::metadata(&dir).map_err(|source| CacheError::Io {
+            path: dir.clone(),
+            what: "cannot read the directory",
+            source,
+        })?;
+        if !meta.is_dir() {
+            return Err(CacheError::NotADirectory { path: dir });
+        }
+        check_owner(&dir, &meta, 0o022)?;
+        let key = read_or_create_key(&dir)?;
+        Ok(ArtifactCache {
+            dir,
+            key: hmac::Key::new(hmac::HMAC_SHA256, &key),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            write_errors: AtomicU64::new(0),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+            write_errors: self.write_errors.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Where the artifact of a component (by its sha256) for an engine (by its compatibility key)
+    /// lives.
+    pub fn artifact_path(&self, engine_key: &Digest, component: &Digest) -> PathBuf {
+        self.dir
+            .join(format!("{}-{}.cwasm", hex(component), &hex(engine_key)[..16]))
+    }
+
+    /// Loads the artifact of `component` if there is one and it verifies; counts the outcome.
+    pub(crate) fn lookup(&self, engine: &Engine, engine_key: &Digest, component: &Digest) -> Lookup {
+        let path = self.artifact_path(engine_key, component);
+        let found = match read_regular(&path) {
+            Ok(bytes) => self.verify(&bytes, engine_key, component).map(|_| bytes),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                return Lookup::Missing;
+            }
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "compile cache: cannot read the artifact; compiling");
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                return Lookup::Missing;
+            }
+        };
+        let result = found.and_then(|bytes| {
+            deserialize_verified(engine, &bytes[HEADER_LEN..bytes.len() - MAC_LEN]).map_err(|e| {
+                tracing::warn!(file = %path.display(), error = %format!("{e:#}"), "compile cache: wasmtime refused a verified artifact");
+                Rejection::Unloadable
+            })
+        });
+        match result {
+            Ok(component) => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                Lookup::Hit(component)
+            }
+            Err(why) => {
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(file = %path.display(), reason = ?why, "compile cache: artifact rejected, not loaded; recompiling and rewriting it");
+                Lookup::Rejected(why)
+            }
+        }
+    }
+
+    /// Checks an artifact's header against what its name promises, then its MAC.
+    fn verify(&self, bytes: &[u8], engine_key: &Digest, component: &Digest) -> Result<(), Rejection> {
+        if bytes.len() < HEADER_LEN + MAC_LEN {
+            // A file too short to hold even its magic is truncated, not foreign.
+            return Err(if bytes.len() >= 8 && &bytes[..8] != MAGIC {
+                Rejection::Foreign
+            } else {
+                Rejection::Truncated
+            });
+        }
+        let (signed, mac) = bytes.split_at(bytes.len() - MAC_LEN);
+        let (header, payload) = signed.split_at(HEADER_LEN);
+        if &header[..8] != MAGIC
+            || header[8..12] != FORMAT.to_le_bytes()
+            || header[12..44] != engine_key[..]
+            || header[44..76] != component[..]
+        {
+            return Err(Rejection::Foreign);
+        }
+        let declared = u64::from_le_bytes(header[76..84].try_into().expect("8 bytes"));
+        if declared != payload.len() as u64 {
+            return Err(if declared > payload.len() as u64 {
+                Rejection::Truncated
+            } else {
+                Rejection::Foreign
+            });
+        }
+        // ring compares the tags in constant time.
+        hmac::verify(&self.key, signed, mac).map_err(|_| Rejection::BadMac)?;
+        Ok(())
+    }
+
+    /// Writes `payload` (a serialized component) as the artifact of `component`, atomically.
+    pub(crate) fn store(
+        &self,
+        engine_key: &Digest,
+        component: &Digest,
+        payload: &[u8],
+    ) -> Result<PathBuf, std::io::Error> {
+        let path = self.artifact_path(engine_key, component);
+        let result = self.write_atomically(&path, &self.seal(engine_key, component, payload));
+        if result.is_err() {
+            self.write_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        result.map(|()| path)
+    }
+
+    /// The artifact bytes: header, payload, MAC.
+    fn seal(&self, engine_key: &Digest, component: &Digest, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER_LEN + MAC_LEN + payload.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&FORMAT.to_le_bytes());
+        out.extend_from_slice(engine_key);
+        out.extend_from_slice(component);
+        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        out.extend_from_slice(payload);
+        let tag = hmac::sign(&self.key, &out);
+        out.extend_from_slice(tag.as_ref());
+        out
+    }
+
+    fn write_atomically(&self, path: &Path, bytes: &[u8]) -> Result<(), std::io::Error> {
+        let tmp = temp_name(path)?;
+        let written = (|| {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(bytes)?;
+            // No fsync: after a crash a short file only reads as truncated, and is rebuilt.
+            drop(f);
+            std::fs::rename(&tmp, path)
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written
+    }
+}
+
+/// Loads a serialized component that this installation's key authenticated.
+#[allow(unsafe_code)]
+fn deserialize_verified(engine: &Engine, verified: &[u8]) -> wasmtime::Result<Component> {
+    // SAFETY: `Component::deserialize` trusts its input to be wasmtime's own output for this
+    // engine (it becomes executable code). `verified` is an in-memory copy (not a mapping of a file
+    // someone could change afterwards) whose HMAC-SHA256, under a key only the running user can
+    // read in a directory only it can write, was just checked by `ArtifactCache::verify`: only bytes
+    // this installation itself serialized and MAC'd get here. wasmtime still checks its own
+    // header and engine compatibility.
+    unsafe { Component::deserialize(engine, verified) }
+}
+
+/// A unique temporary name beside `path`, in the same directory (so the rename is atomic).
+fn temp_name(path: &Path) -> Result<PathBuf, std::io::Error> {
+    let mut nonce = [0u8; 8];
+    SystemRandom::new()
+        .fill(&mut nonce)
+        .map_err(|_| std::io::Error::other("no OS randomness"))?;
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    Ok(path.with_file_name(format!(".{name}.{}.tmp", hex(&nonce))))
+}
+
+/// Refuses `path` unless the running user owns it and none of `forbidden` mode bits is set.
+fn check_owner(path: &Path, meta: &std::fs::Metadata, forbidden: u32) -> Result<(), CacheError> {
+    let uid = rustix::process::geteuid().as_raw();
+    if meta.uid() != uid {
+        return Err(CacheError::NotOwned {
+            path: path.to_path_buf(),
+            owner: meta.uid(),
+            uid,
+        });
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & forbidden != 0 {
+        return Err(CacheError::TooOpen {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+/// Reads a regular file without following a symlink in its last component.
+fn read_regular(path: &Path) -> Result<Vec<u8>, std::io::Error> {
+    let mut f = OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::new(ErrorKind::InvalidData, "not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// The installation's key: read, checked (owner, mode 0600 or stricter, length), or created.
+fn read_or_create_key(dir: &Path) -> Result<[u8; KEY_LEN], CacheError> {
+    let path = dir.join(KEY_FILE);
+    let io = |what| {
+        let path = path.clone();
+        move |source| CacheError::Io { path, what, source }
+    };
+    let file = match open_key(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            create_key(&path).map_err(io("cannot create the key"))?;
+            open_key(&path).map_err(io("cannot read the key"))?
+        }
+        Err(e) => return Err(io("cannot read the key")(e)),
+    };
+    let meta = file.metadata().map_err(io("cannot read the key"))?;
+    if !meta.is_file() {
+        return Err(CacheError::BadKey {
+            path,
+            len: meta.len(),
+        });
+    }
+    check_owner(&path, &meta, 0o077)?;
+    let mut key = Vec::new();
+    (&file)
+        .take(KEY_LEN as u64 + 1)
+        .read_to_end(&mut key)
+        .map_err(io("cannot read the key"))?;
+    key.try_into().map_err(|k: Vec<u8>| CacheError::BadKey {
+        path,
+        len: k.len() as u64,
+    })
+}
+
+fn open_key(path: &Path) -> Result<File, std::io::Error> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+}
+
+/// Writes a fresh key to a temporary file and links it into place: two processes creating it at
+/// once both end up reading the one that won, and nobody ever reads a half-written key.
+fn create_key(path: &Path) -> Result<(), std::io::Error> {
+    let mut key = [0u8; KEY_LEN];
+    SystemRandom::new()
+        .fill(&mut key)
+        .map_err(|_| std::io::Error::other("no OS randomness"))?;
+    let tmp = temp_name(path)?;
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(&key)?;
+        f.sync_all()?;
+        match std::fs::hard_link(&tmp, path) {
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+            other => other,
+        }
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    result
+}
+
+/// SHA-256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> Digest {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .try_into()
+        .expect("32 bytes")
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+#[cfg(test)]
+mod tests;
