@@ -96,7 +96,7 @@ pub(crate) mod native {
 
     /// Runs `f` with `cache` answering this thread's cache reads (restored afterwards, even when
     /// `f` panics).
-    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "testing", feature = "native")), allow(dead_code))]
     pub(crate) fn with_cache<R>(cache: Arc<dyn CacheReader>, f: impl FnOnce() -> R) -> R {
         struct Restore(Option<Arc<dyn CacheReader>>);
         impl Drop for Restore {

@@ -88,6 +88,10 @@
 //! `cargo test`: there, [`log`] writes to stderr and the [`cache`] is empty, except while the
 //! `testing` module (feature `testing`) runs a plugin on YAML fixtures: then, as in `wasmop test`,
 //! the cache holds the fixture's own objects.
+//!
+//! With the feature `native`, `native::Native` registers a natively compiled plugin with the host
+//! through the same `Reconciler` trait as a component (for the benchmark that measures what the
+//! WebAssembly boundary costs).
 
 #![warn(missing_docs)]
 
@@ -100,6 +104,8 @@ mod snapshot;
 
 pub mod cache;
 pub mod log;
+#[cfg(all(feature = "native", not(target_arch = "wasm32")))]
+pub mod native;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -161,6 +167,9 @@ pub mod prelude {
 #[macro_export]
 macro_rules! export_plugin {
     ($plugin:ty) => {
+        // Only a WebAssembly build exports the component's functions: natively (unit tests, the
+        // `native` feature) a crate may link several plugins, whose export symbols would clash.
+        #[cfg(target_family = "wasm")]
         const _: () = {
             type __WasmopExport = $crate::__private::Exporter<$plugin>;
     $crate::__bindings::__export_reconciler!(__WasmopExport with_types_in $crate::__bindings);

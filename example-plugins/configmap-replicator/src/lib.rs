@@ -31,7 +31,7 @@ const REPLICA_LABEL: &str = "wasmop.io/replica";
 const REPLICA_OF: &str = "wasmop.io/replica-of";
 
 /// The replicator.
-struct Replicator;
+pub struct Replicator;
 
 fn join(names: &BTreeSet<String>) -> String {
     names.iter().cloned().collect::<Vec<_>>().join(", ")

@@ -9,7 +9,7 @@ use wasmop_sdk::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use wasmop_sdk::prelude::*;
 
 /// The guard.
-struct PdbGuard;
+pub struct PdbGuard;
 
 impl Plugin for PdbGuard {
     fn metadata() -> Metadata {
