@@ -4,6 +4,7 @@
 //! read-only view a plugin's guest gets ([`PluginCache`]), limited to exactly what it declared.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
@@ -192,6 +193,9 @@ pub struct PluginCache {
     meta: Arc<Metadata>,
     /// The lookups' selectors, parsed once (`None`: everything).
     selectors: Vec<Option<LabelSelector>>,
+    /// Whether the guest read anything (what it read is not part of its snapshot, so its answer is
+    /// not one the result cache may keep).
+    read: AtomicBool,
 }
 
 impl PluginCache {
@@ -209,7 +213,13 @@ impl PluginCache {
             cache,
             meta,
             selectors,
+            read: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the guest read the cache through this view.
+    pub fn was_read(&self) -> bool {
+        self.read.load(Ordering::Relaxed)
     }
 
     fn whole_kind(&self, kind: &Gvk) -> bool {
@@ -253,12 +263,14 @@ pub fn strip(mut v: Value) -> Value {
 
 impl CacheReader for PluginCache {
     fn get(&self, kind: &Gvk, namespace: Option<&str>, name: &str) -> Option<Value> {
+        self.read.store(true, Ordering::Relaxed);
         let store = self.cache.get(kind)?;
         let obj = store.get(namespace, name)?;
         self.visible(kind, &obj).then(|| strip(store.to_json(&obj)))
     }
 
     fn list(&self, kind: &Gvk, namespace: Option<&str>, label_selector: Option<&str>) -> Vec<Value> {
+        self.read.store(true, Ordering::Relaxed);
         let Some(store) = self.cache.get(kind) else {
             return Vec::new();
         };

@@ -67,6 +67,10 @@ pub struct PluginSettings {
     pub config: serde_json::Value,
     pub max_concurrent_reconciles: Option<usize>,
     pub resync: Option<Duration>,
+    /// Whether a reconcile whose snapshot the plugin already answered may be skipped (the result
+    /// cache, see `controller::memo`); `None` is yes. Off only for a plugin that breaks the
+    /// contract's promise that its answer depends on nothing but its snapshot and cache reads.
+    pub cache_results: Option<bool>,
 }
 
 /// What [`Engine::upsert_plugin`] did.
@@ -274,6 +278,16 @@ impl Engine {
         let c = self.controllers.lock().await.get(name).cloned()?;
         let _ = tokio::time::timeout(timeout, c.running()).await;
         Some(c.state())
+    }
+
+    /// Reconciles every object of a running plugin again (reason `resync`), as its periodic resync
+    /// does; returns how many objects were queued.
+    pub async fn resync(&self, name: &str) -> Result<usize, EngineError> {
+        let controllers = self.controllers.lock().await;
+        let c = controllers
+            .get(name)
+            .ok_or_else(|| EngineError::NotRunning(name.into()))?;
+        Ok(c.resync())
     }
 
     pub async fn stats(&self, name: &str) -> Option<StatsSnapshot> {

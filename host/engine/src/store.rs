@@ -206,7 +206,7 @@ impl KindStore {
 
     /// An object was created or changed.
     pub fn apply(&self, obj: DynamicObject) {
-        let obj = Arc::new(obj);
+        let obj = Arc::new(slim(obj));
         self.data
             .write()
             .expect("store lock")
@@ -229,7 +229,7 @@ impl KindStore {
     }
 
     pub fn relist_apply(&self, obj: DynamicObject) {
-        let obj = Arc::new(obj);
+        let obj = Arc::new(slim(obj));
         let mut relist = self.relist.lock().expect("relist lock");
         relist.get_or_insert_with(Data::default).insert(key_of(&obj), obj);
     }
@@ -277,6 +277,22 @@ impl KindStore {
         let mut rx = self.ready.subscribe();
         let _ = rx.wait_for(|r| *r).await;
     }
+}
+
+/// Field managers of the host start with this (`wasmop/<plugin>`).
+const HOST_MANAGER_PREFIX: &str = "wasmop/";
+
+/// What the engine keeps of an object: all of it but the `managedFields` entries of other managers,
+/// which nothing reads (plugins get none, and planning reads only the plugin's own entry) and which
+/// are often the largest part of an object.
+fn slim(mut obj: DynamicObject) -> DynamicObject {
+    if let Some(fields) = &mut obj.metadata.managed_fields {
+        fields.retain(|m| m.manager.as_deref().is_some_and(|m| m.starts_with(HOST_MANAGER_PREFIX)));
+        if fields.is_empty() {
+            obj.metadata.managed_fields = None;
+        }
+    }
+    obj
 }
 
 /// Labels as the selector matcher reads them.
@@ -343,6 +359,29 @@ mod tests {
         assert_eq!(names(None).len(), 5);
         let sel = LabelSelector::parse("x=y").unwrap();
         assert!(s.list(None, Some(&sel)).is_empty());
+    }
+
+    #[test]
+    fn only_the_hosts_own_managed_fields_are_kept() {
+        let s = store();
+        let mut o = cm("a", "x", None, "1");
+        o.metadata.managed_fields = Some(
+            ["kubectl-client-side-apply", "wasmop/pdb-guard", "kube-controller-manager"]
+                .iter()
+                .map(|m| serde_json::from_value(json!({"manager": m, "operation": "Apply"})).unwrap())
+                .collect(),
+        );
+        s.apply(o);
+        let kept = s.get(Some("a"), "x").unwrap().metadata.managed_fields.clone().unwrap();
+        let managers: Vec<_> = kept.iter().filter_map(|m| m.manager.as_deref()).collect();
+        assert_eq!(managers, ["wasmop/pdb-guard"]);
+        let mut o = cm("a", "y", None, "1");
+        o.metadata.managed_fields =
+            Some(vec![serde_json::from_value(json!({"manager": "kubectl", "operation": "Update"})).unwrap()]);
+        s.relist_start();
+        s.relist_apply(o);
+        s.relist_done();
+        assert!(s.get(Some("a"), "y").unwrap().metadata.managed_fields.is_none());
     }
 
     #[tokio::test]

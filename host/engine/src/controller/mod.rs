@@ -4,6 +4,7 @@
 //! * [`triggers`]: which events become which work-queue keys (primary changes, children to their
 //!   owner, triggering lookups through the plugin's `map`), plus resync;
 //! * [`snapshot`]: what a reconcile sees, read from the stores;
+//! * [`memo`]: the result cache, which skips a reconcile whose snapshot was already answered;
 //! * [`reconcile`]: one reconcile of one key: snapshot, plugin, plan, writes, events;
 //! * [`policy`]: what a failure means — backoff, Retry-After, a quick retry on conflict, or parking
 //!   a permanent error until the object or the plugin changes.
@@ -16,6 +17,7 @@
 //! is off); a key taken while it is closed is dropped, because every object is enqueued when the
 //! gate opens.
 
+mod memo;
 mod policy;
 mod reconcile;
 mod snapshot;
@@ -51,6 +53,7 @@ pub struct Stats {
     pub skipped: AtomicU64,
     pub parked: AtomicU64,
     pub forbidden: AtomicU64,
+    pub unchanged: AtomicU64,
 }
 
 /// A copy of [`Stats`] at one moment.
@@ -66,6 +69,9 @@ pub struct StatsSnapshot {
     pub parked: u64,
     /// Writes the API server forbade (403): the plugin's RBAC lacks a permission.
     pub forbidden: u64,
+    /// Reconciles answered from the result cache: the snapshot was the one last answered, so the
+    /// plugin was not called and nothing was written.
+    pub unchanged: u64,
 }
 
 /// The last write of a plugin that the API server forbade (403), kept until a later write of the
@@ -115,6 +121,8 @@ pub struct Controller {
     backoff: Mutex<Backoff<ObjectKey>>,
     /// Keys whose last failure was permanent, with the resourceVersion it happened at.
     parked: Mutex<HashMap<ObjectKey, Option<String>>>,
+    /// The last answer per key, by snapshot.
+    memo: memo::Memo,
     stats: Stats,
     /// The last forbidden write, until a write succeeds.
     forbidden: Mutex<Option<Forbidden>>,
@@ -162,6 +170,7 @@ impl Controller {
             config,
             queue,
             parked: Mutex::new(HashMap::new()),
+            memo: memo::Memo::default(),
             stats: Stats::default(),
             forbidden: Mutex::new(None),
             recorded: Mutex::new(HashMap::new()),
@@ -186,6 +195,7 @@ impl Controller {
             skipped: s.skipped.load(Ordering::Relaxed),
             parked: s.parked.load(Ordering::Relaxed),
             forbidden: s.forbidden.load(Ordering::Relaxed),
+            unchanged: s.unchanged.load(Ordering::Relaxed),
         }
     }
 
@@ -228,7 +238,13 @@ impl Controller {
     pub(crate) fn swap(&self, plugin: Arc<dyn Reconciler>) {
         *self.plugin.write().expect("plugin lock") = plugin;
         self.parked.lock().expect("parked lock").clear();
+        self.memo.clear();
         self.enqueue_all(Reason::Change);
+    }
+
+    /// Reconciles every object again (reason `resync`); returns how many keys were queued.
+    pub(crate) fn resync(&self) -> usize {
+        self.enqueue_all(Reason::Resync)
     }
 
     fn concurrency(&self) -> usize {

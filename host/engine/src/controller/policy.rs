@@ -38,6 +38,7 @@ impl Controller {
     pub(super) fn forget(&self, key: &ObjectKey) {
         self.backoff.lock().expect("backoff lock").reset(key);
         self.parked.lock().expect("parked lock").remove(key);
+        self.memo.forget(key);
     }
 
     /// A write of the plugin went through: whatever was forbidden before is no longer the news.

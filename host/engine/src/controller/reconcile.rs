@@ -1,6 +1,6 @@
 //! One reconcile of one key: the object from the primary store, the deletion and parking checks,
-//! the snapshot, the plugin call, the plan, the writes in order, then the plugin's events, and the
-//! outcome handed to the error policy.
+//! the snapshot (or the result cache's answer for a snapshot already answered), the plugin call, the
+//! plan, the writes in order, then the plugin's events, and the outcome handed to the error policy.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -27,6 +27,8 @@ pub(super) enum Outcome {
     Nothing,
     /// Skipped: the object's last failure was permanent and it has not changed.
     Parked,
+    /// Skipped: the plugin already answered this very snapshot, and its answer is true.
+    Unchanged,
     Success,
     Error,
 }
@@ -36,6 +38,7 @@ impl Outcome {
         match self {
             Outcome::Nothing => None,
             Outcome::Parked => Some("parked"),
+            Outcome::Unchanged => Some("unchanged"),
             Outcome::Success => Some("success"),
             Outcome::Error => Some("error"),
         }
@@ -68,12 +71,25 @@ impl Controller {
             primary: &primary,
             object: &object,
         };
+        let inputs = self.inputs(&cx);
+        let fingerprint = inputs.fingerprint(&object);
+        // A deletion is always the plugin's to answer: its cleanup may be what the snapshot lacks.
+        if reason != Reason::Deletion
+            && self.settings.cache_results != Some(false)
+            && self.memo.hit(key, fingerprint)
+        {
+            self.stats.unchanged.fetch_add(1, Ordering::Relaxed);
+            self.succeeded(key, None);
+            return Outcome::Unchanged;
+        }
         let attempt = self.backoff.lock().expect("backoff lock").attempts(key) + 1;
-        let snapshot = self.snapshot(&cx, reason, attempt);
+        let snapshot = inputs.snapshot(&cx, self, reason, attempt);
+        drop(inputs);
         let cache = Arc::new(PluginCache::new(self.cache.clone(), self.meta.clone()));
         let plugin = self.plugin.read().expect("plugin lock").clone();
         self.stats.reconciles.fetch_add(1, Ordering::Relaxed);
-        let desired = match plugin.reconcile(snapshot, cache).await {
+        self.memo.forget(key);
+        let desired = match plugin.reconcile(snapshot, cache.clone()).await {
             Ok(d) if d.errors.is_empty() => d,
             Ok(d) => {
                 let failure = ReconcileFailure::Invalid(d.errors.join("; "));
@@ -101,6 +117,8 @@ impl Controller {
             self.wrote();
         }
         self.record_events(&primary, &object, &desired).await;
+        self.memo
+            .remember(key, &self.meta.primary, fingerprint, &desired, cache.was_read());
         self.succeeded(key, desired.requeue_after_seconds);
         Outcome::Success
     }

@@ -1,22 +1,36 @@
 //! What one reconcile sees: the primary object, its children (from the owner index, not a scan),
 //! each declared lookup's results (its namespace is a range of the store, its selector applied, the
 //! plugin's namespaces respected), all without `managedFields`, plus the attempt and configuration.
+//!
+//! It is gathered in two steps: the cached objects it is made of ([`Inputs`], shared `Arc`s, cheap),
+//! whose [`Fingerprint`] the result cache compares, and only when the plugin is really called,
+//! their JSON ([`Inputs::snapshot`]).
+
+use std::sync::Arc;
 
 use kube::ResourceExt;
+use kube::api::DynamicObject;
 use wasmop_apimachinery::selector::LabelSelector;
 use wasmop_contract::{LookupResult, Reason, Snapshot};
 
 use super::Controller;
+use super::memo::{Fingerprint, FingerprintBuilder};
 use crate::cache::strip;
 use crate::plan::Context;
+use crate::store::KindStore;
+
+/// Objects of one store.
+type Found = (Arc<KindStore>, Vec<Arc<DynamicObject>>);
+
+/// The cached objects a snapshot is made of, in snapshot order.
+pub(super) struct Inputs {
+    children: Vec<(Arc<KindStore>, Arc<DynamicObject>)>,
+    /// Per declared lookup, its store (if watched) and matching objects.
+    lookups: Vec<Option<Found>>,
+}
 
 impl Controller {
-    pub(super) fn snapshot(&self, cx: &Context<'_>, reason: Reason, attempt: u32) -> Snapshot {
-        let children = cx
-            .children()
-            .into_iter()
-            .map(|(store, o)| strip(store.to_json(&o)))
-            .collect();
+    pub(super) fn inputs(&self, cx: &Context<'_>) -> Inputs {
         let lookups = self
             .meta
             .lookups
@@ -26,19 +40,58 @@ impl Controller {
                     .label_selector
                     .as_deref()
                     .map(|s| LabelSelector::parse(s).unwrap_or_else(|_| LabelSelector::nothing()));
-                let objects = match self.cache.get(&l.kind) {
-                    Some(store) => store
-                        .list(l.namespace.as_deref(), selector.as_ref())
-                        .into_iter()
-                        .filter(|o| self.meta.namespaces.allows(o.namespace().as_deref()))
-                        .map(|o| strip(store.to_json(&o)))
-                        .collect(),
-                    None => Vec::new(),
-                };
-                LookupResult {
-                    lookup: l.clone(),
-                    objects,
-                }
+                let store = self.cache.get(&l.kind)?;
+                let objects = store
+                    .list(l.namespace.as_deref(), selector.as_ref())
+                    .into_iter()
+                    .filter(|o| self.meta.namespaces.allows(o.namespace().as_deref()))
+                    .collect();
+                Some((store, objects))
+            })
+            .collect();
+        Inputs {
+            children: cx.children(),
+            lookups,
+        }
+    }
+}
+
+impl Inputs {
+    /// The identity of the snapshot these inputs make, with `object` as the primary object.
+    pub(super) fn fingerprint(&self, object: &DynamicObject) -> Fingerprint {
+        let mut f = FingerprintBuilder::default();
+        f.object(object);
+        f.part();
+        for (_, child) in &self.children {
+            f.object(child);
+        }
+        for lookup in &self.lookups {
+            f.part();
+            for o in lookup.iter().flat_map(|(_, objects)| objects) {
+                f.object(o);
+            }
+        }
+        f.finish()
+    }
+
+    /// The snapshot itself: every object as JSON.
+    pub(super) fn snapshot(&self, cx: &Context<'_>, controller: &Controller, reason: Reason, attempt: u32) -> Snapshot {
+        let children = self
+            .children
+            .iter()
+            .map(|(store, o)| strip(store.to_json(o)))
+            .collect();
+        let lookups = controller
+            .meta
+            .lookups
+            .iter()
+            .zip(&self.lookups)
+            .map(|(l, found)| LookupResult {
+                lookup: l.clone(),
+                objects: found
+                    .iter()
+                    .flat_map(|(store, objects)| objects.iter().map(|o| strip(store.to_json(o))))
+                    .collect(),
             })
             .collect();
         Snapshot {
@@ -47,7 +100,7 @@ impl Controller {
             lookups,
             reason,
             attempt,
-            config: self.settings.config.clone(),
+            config: controller.settings.config.clone(),
         }
     }
 }

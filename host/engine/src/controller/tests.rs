@@ -600,3 +600,82 @@ async fn a_standby_reconciles_nothing_and_a_new_leader_everything_once() {
     assert_eq!(plugin.calls().len(), 2);
     c.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_resync_of_unchanged_objects_calls_nothing_and_a_change_calls_again() {
+    let s = Setup::new().synced(vec![cm("a", "x", 1), cm("a", "y", 1)]);
+    let plugin = Arc::new(FakePlugin::new(Metadata::new("p", "1", cm_gvk()), |_| Ok(Desired::default())));
+    let c = s.controller(plugin.clone());
+    advance(Duration::from_secs(1)).await;
+    assert_eq!(plugin.calls().len(), 2);
+
+    assert_eq!(c.resync(), 2);
+    advance(Duration::from_secs(1)).await;
+    assert_eq!(plugin.calls().len(), 2, "the same snapshots: answered from the result cache");
+    assert_eq!(c.stats().unchanged, 2);
+    assert!(s.writer.writes().is_empty());
+
+    // A new version of one object is a new snapshot.
+    s.store.apply(cm("a", "x", 2));
+    advance(Duration::from_secs(1)).await;
+    c.resync();
+    advance(Duration::from_secs(1)).await;
+    let called: Vec<_> = plugin.calls().into_iter().map(|(n, r, _)| (n, r)).collect();
+    assert_eq!(called[2..], [("x".to_string(), Reason::Change)]);
+    assert_eq!(c.stats().unchanged, 4);
+    c.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn answers_the_snapshot_does_not_show_are_not_cached() {
+    let s = Setup::new().synced(vec![cm("a", "x", 1)]);
+    let secrets = Arc::new(KindStore::for_kind(&Gvk::new("", "v1", "Secret"), true));
+    secrets.relist_start();
+    secrets.relist_done();
+    s.cache.add(secrets);
+    // Deleting another object: whether it came back is not in the snapshot.
+    let plugin = Arc::new(FakePlugin::new(
+        Metadata::new("p", "1", cm_gvk()).writes(Gvk::new("", "v1", "Secret"), &[wasmop_contract::Verb::Delete]),
+        |_| {
+            let mut d = Desired::default();
+            d.deletions.push(wasmop_contract::ObjectRef::new(
+                Gvk::new("", "v1", "Secret"),
+                Some("a"),
+                "old",
+            ));
+            Ok(d)
+        },
+    ));
+    let c = s.controller(plugin.clone());
+    advance(Duration::from_secs(1)).await;
+    c.resync();
+    advance(Duration::from_secs(1)).await;
+    assert_eq!(plugin.reasons(), [Reason::Change, Reason::Resync]);
+    assert_eq!(c.stats().unchanged, 0);
+    c.stop().await;
+
+    // A plugin whose settings turn the result cache off is always called.
+    let plugin = Arc::new(FakePlugin::new(Metadata::new("p", "1", cm_gvk()), |_| Ok(Desired::default())));
+    let c = Controller::new(
+        plugin.clone(),
+        PluginSettings {
+            cache_results: Some(false),
+            ..Default::default()
+        },
+        s.cache.clone(),
+        s.writer.clone(),
+        ControllerConfig {
+            backoff: BackoffConfig::default(),
+            default_concurrency: 1,
+            kind_retry: Duration::from_secs(2),
+            gate: s.gate.clone(),
+            metrics: Default::default(),
+        },
+    );
+    c.start();
+    advance(Duration::from_secs(1)).await;
+    c.resync();
+    advance(Duration::from_secs(1)).await;
+    assert_eq!(plugin.reasons(), [Reason::Change, Reason::Resync]);
+    c.stop().await;
+}

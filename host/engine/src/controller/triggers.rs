@@ -28,14 +28,18 @@ struct Roles {
 }
 
 impl Controller {
-    pub(super) fn enqueue_all(&self, reason: Reason) {
-        let Some(primary) = self.primary.get() else { return };
+    /// Queues every object of the primary kind; returns how many.
+    pub(super) fn enqueue_all(&self, reason: Reason) -> usize {
+        let Some(primary) = self.primary.get() else { return 0 };
+        let mut queued = 0;
         for (ns, name) in primary.keys() {
             let ns = (!ns.is_empty()).then_some(ns.as_str());
             if self.meta.namespaces.allows(ns) {
                 self.queue.add(ObjectKey::new(ns, &name), reason, Duration::ZERO);
+                queued += 1;
             }
         }
+        queued
     }
 
     fn roles(&self, store: &KindStore) -> Roles {

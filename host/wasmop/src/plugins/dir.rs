@@ -24,6 +24,9 @@ pub struct FileSettings {
     pub memory_mib: Option<u64>,
     pub max_concurrent_reconciles: Option<usize>,
     pub resync_seconds: Option<u64>,
+    /// `false` calls the plugin even for a snapshot it already answered (see the engine's result
+    /// cache); only for a plugin whose answer depends on more than its snapshot.
+    pub cache_results: Option<bool>,
 }
 
 impl FileSettings {

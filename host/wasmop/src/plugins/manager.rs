@@ -177,6 +177,11 @@ impl PluginManager {
         self.runtime.cache_stats()
     }
 
+    /// All the compile cache's counters, rejected artifacts included (`None` without a cache).
+    pub fn artifact_cache_stats(&self) -> Option<wasmop_runtime::CacheStats> {
+        self.runtime.artifact_cache_stats()
+    }
+
     pub fn load_durations(&self) -> &crate::telemetry::LoadDurations {
         &self.load_duration
     }
@@ -347,6 +352,7 @@ impl PluginManager {
             config: settings.config_json(),
             max_concurrent_reconciles: settings.max_concurrent_reconciles,
             resync: settings.resync_seconds.map(Duration::from_secs),
+            cache_results: settings.cache_results,
         };
         let mut entries = self.entries.lock().await;
         if let Some((other, _)) = entries.iter().find(|(stem, e)| {
