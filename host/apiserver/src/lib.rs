@@ -62,6 +62,9 @@ pub struct Config {
     /// Enforce RBAC (Roles and bindings) for every user but `system:masters`; off: every
     /// authenticated user may do anything.
     pub rbac: bool,
+    /// Simulate kubelets and the controller manager for workloads (Deployment, ReplicaSet,
+    /// StatefulSet, DaemonSet, Job status); off: workload status stays as clients write it.
+    pub simulate: Option<controllers::simulate::Settings>,
 }
 
 impl Config {
@@ -76,6 +79,7 @@ impl Config {
             faults: false,
             bookmark_interval: std::time::Duration::from_secs(60),
             rbac: false,
+            simulate: None,
         }
     }
 }
@@ -219,7 +223,10 @@ impl ApiServer {
             });
             (format!("https://{host_port}"), Some(pair.cert_pem), server)
         };
-        let controllers = controllers::spawn_all(core.clone());
+        let mut controllers = controllers::spawn_all(core.clone());
+        if let Some(settings) = config.simulate {
+            controllers.push(controllers::simulate::spawn(core.clone(), settings));
+        }
         let server = ApiServer {
             core,
             addr,

@@ -1,7 +1,8 @@
 //! The few controllers a real control plane runs that clients depend on: garbage collection by
 //! ownerReferences ([`gc`]), namespace deletion ([`namespace`]), the CRD lifecycle ([`crd`]) and the
 //! `default` ServiceAccount of every namespace ([`serviceaccount`]), ClusterRole aggregation
-//! ([`aggregation`]).
+//! ([`aggregation`]); and, when asked for, the statuses kubelets and the controller manager would
+//! give workloads ([`simulate`], its own task since it also wakes on timers).
 //!
 //! They share one loop: wake on every new revision, read the events since the last pass, and act
 //! through [`crate::objects`] exactly as an API client would (same validation, events and revisions).
@@ -14,6 +15,7 @@ pub mod gc;
 pub mod kubernetes_service;
 pub mod namespace;
 pub mod serviceaccount;
+pub mod simulate;
 
 use std::sync::Arc;
 
