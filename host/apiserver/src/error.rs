@@ -233,7 +233,11 @@ impl ApiError {
         m.insert("metadata".into(), Value::Object(meta));
         m.insert("status".into(), "Failure".into());
         m.insert("message".into(), self.message.clone().into());
-        m.insert("reason".into(), self.reason.into());
+        // kube-apiserver omits an empty reason (`StatusReasonUnknown`, e.g. a storage error it cannot
+        // classify).
+        if !self.reason.is_empty() {
+            m.insert("reason".into(), self.reason.into());
+        }
         if let Some(d) = &self.details {
             m.insert("details".into(), d.clone());
         }

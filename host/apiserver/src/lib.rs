@@ -62,6 +62,8 @@ pub struct Config {
     /// Enforce RBAC (Roles and bindings) for every user but `system:masters`; off: every
     /// authenticated user may do anything.
     pub rbac: bool,
+    /// Open watches one user may hold at once (0: no limit); more are answered 429.
+    pub max_watches_per_client: usize,
     /// Simulate kubelets and the controller manager for workloads (Deployment, ReplicaSet,
     /// StatefulSet, DaemonSet, Job status); off: workload status stays as clients write it.
     pub simulate: Option<controllers::simulate::Settings>,
@@ -79,6 +81,7 @@ impl Config {
             faults: false,
             bookmark_interval: std::time::Duration::from_secs(60),
             rbac: false,
+            max_watches_per_client: 1000,
             simulate: None,
         }
     }
@@ -103,7 +106,6 @@ pub enum StartError {
 }
 
 /// Shared state of a running server: what handlers and controllers work on.
-#[derive(Debug)]
 pub struct Core {
     pub registry: registry::Registry,
     pub store: store::Store,
@@ -115,6 +117,19 @@ pub struct Core {
     pub shutdown: tokio::sync::watch::Sender<bool>,
     /// How often watches that asked for bookmarks get one.
     pub bookmark_interval: std::time::Duration,
+    /// Open watches per user.
+    pub watches: Arc<http::watch::Limiter>,
+}
+
+impl std::fmt::Debug for Core {
+    /// Without the admin token: a debug print must not leak it into a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("store", &self.store)
+            .field("token", &"<redacted>")
+            .field("watches", &self.watches)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A running server. Dropping it does not stop it; call [`ApiServer::shutdown`].
@@ -183,6 +198,7 @@ impl ApiServer {
             auth: auth::Auth::new(config.rbac, auth::token::Signer::load_or_create(&dir)?),
             shutdown: tokio::sync::watch::channel(false).0,
             bookmark_interval: config.bookmark_interval,
+            watches: http::watch::Limiter::new(config.max_watches_per_client),
         });
         // Serve every CRD that was established before a restart before accepting requests.
         controllers::crd::register_all(&core);

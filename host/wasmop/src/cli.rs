@@ -41,6 +41,9 @@ pub enum Command {
     Crd(CrdArgs),
     /// Print the RBAC (ClusterRole, bindings, leader-election Role) a host needs for plugins.
     Rbac(crate::rbac::RbacArgs),
+    /// Compile plugins ahead of time into a compile cache (for images and edge nodes): a host
+    /// given that `--cache-dir` loads them without compiling.
+    Compile(CompileArgs),
     /// Create a plugin project (Rust, Python or JavaScript/TypeScript) that builds and passes its
     /// golden test out of the box.
     New(crate::scaffold::NewArgs),
@@ -96,8 +99,10 @@ impl EngineArgs {
 /// The on-disk cache of compiled plugins.
 #[derive(Debug, Clone, Args)]
 pub struct CacheArgs {
-    /// Directory of compiled plugins, so restarts and re-added files load without compiling
-    /// (default: `wasmop-cache` in the system temporary directory).
+    /// Directory of compiled plugins, so restarts and re-added files load without compiling. It
+    /// must belong to the user running wasmop and not be writable by others (else it is refused and
+    /// every plugin is compiled); created with mode 0700. Default: `$XDG_CACHE_HOME/wasmop`, else
+    /// `~/.cache/wasmop`; none without a home directory (the container image sets it).
     #[arg(long, env = "WASMOP_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
     /// Compile every plugin on every load.
@@ -110,12 +115,36 @@ impl CacheArgs {
         if self.no_cache {
             return None;
         }
-        Some(
-            self.cache_dir
-                .clone()
-                .unwrap_or_else(|| std::env::temp_dir().join("wasmop-cache")),
-        )
+        self.cache_dir
+            .clone()
+            .or_else(|| default_cache_dir(std::env::var_os("XDG_CACHE_HOME"), std::env::var_os("HOME")))
     }
+}
+
+/// The XDG base directory rule: `$XDG_CACHE_HOME/wasmop` if it is set to an absolute path, else
+/// `$HOME/.cache/wasmop`. Never a shared place such as the temporary directory, where another user
+/// could create the directory first.
+fn default_cache_dir(
+    xdg_cache_home: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> Option<PathBuf> {
+    let absolute = |v: Option<std::ffi::OsString>| v.map(PathBuf::from).filter(|p| p.is_absolute());
+    absolute(xdg_cache_home)
+        .or_else(|| absolute(home).map(|h| h.join(".cache")))
+        .map(|d| d.join("wasmop"))
+}
+
+/// `wasmop compile`.
+#[derive(Debug, Clone, Args)]
+pub struct CompileArgs {
+    /// Plugin files (`.wasm` components) to compile.
+    #[arg(required = true)]
+    pub plugins: Vec<PathBuf>,
+    /// The compile cache to write: the directory a host is then given with `--cache-dir` (created
+    /// mode 0700 with its key if new). Default: the host's default, `$XDG_CACHE_HOME/wasmop` or
+    /// `~/.cache/wasmop`.
+    #[arg(short = 'o', long, env = "WASMOP_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// Where the host serves its plugin status.
@@ -281,6 +310,9 @@ pub struct ApiServerArgs {
     /// (the admin token); off: every authenticated user may do anything.
     #[arg(long, env = "WASMOP_RBAC")]
     pub rbac: bool,
+    /// Open watches one user may hold at once (0: no limit); more are answered 429 Too Many Requests.
+    #[arg(long, env = "WASMOP_MAX_WATCHES_PER_CLIENT", default_value_t = 1000)]
+    pub max_watches_per_client: usize,
     /// Simulate kubelets and the controller manager: Deployments, ReplicaSets, StatefulSets,
     /// DaemonSets and Jobs report ready (or, annotated `simulate.wasmop.io/fail: MESSAGE`, failed)
     /// after --simulate-delay. Always on in `wasmop dev`.
@@ -301,6 +333,7 @@ impl ApiServerArgs {
         c.history_limit = self.watch_history;
         c.faults = self.fault_injection;
         c.rbac = self.rbac;
+        c.max_watches_per_client = self.max_watches_per_client;
         c.simulate = self
             .simulate_workloads
             .then_some(wasmop_apiserver::controllers::simulate::Settings {
@@ -323,6 +356,34 @@ impl ApiServerArgs {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn the_default_cache_is_the_users_own_never_the_temporary_directory() {
+        let os = |s: &str| Some(std::ffi::OsString::from(s));
+        assert_eq!(
+            default_cache_dir(os("/xdg"), os("/home/me")),
+            Some(PathBuf::from("/xdg/wasmop"))
+        );
+        assert_eq!(
+            default_cache_dir(None, os("/home/me")),
+            Some(PathBuf::from("/home/me/.cache/wasmop"))
+        );
+        // The XDG rule: a relative value is ignored.
+        assert_eq!(
+            default_cache_dir(os("rel"), os("/home/me")),
+            Some(PathBuf::from("/home/me/.cache/wasmop"))
+        );
+        assert_eq!(default_cache_dir(None, None), None);
+        assert_eq!(default_cache_dir(os(""), os("")), None);
+        let cli = Cli::try_parse_from(["wasmop", "run", "--plugins", "/p", "--cache-dir", "/c"]).unwrap();
+        let Command::Run(run) = cli.command else { panic!() };
+        assert_eq!(run.host.cache.dir(), Some(PathBuf::from("/c")));
+        let cli = Cli::try_parse_from(["wasmop", "compile", "-o", "/c", "a.wasm", "b.wasm"]).unwrap();
+        let Command::Compile(c) = cli.command else {
+            panic!()
+        };
+        assert_eq!((c.plugins.len(), c.cache_dir), (2, Some(PathBuf::from("/c"))));
+    }
 
     #[test]
     fn run_and_dev_share_the_host_flags() {
@@ -349,9 +410,7 @@ mod tests {
 
     #[test]
     fn workloads_are_simulated_in_dev_and_on_request_only() {
-        let server = |args: &[&str]| match Cli::try_parse_from([&["wasmop"], args].concat())
-            .unwrap()
-            .command
+        let server = |args: &[&str]| match Cli::try_parse_from([&["wasmop"], args].concat()).unwrap().command
         {
             Command::Apiserver(a) => a.config(),
             Command::Dev(a) => a.apiserver.dev_config(),
@@ -359,7 +418,10 @@ mod tests {
         };
         assert_eq!(server(&["apiserver"]).simulate, None);
         let on = server(&["apiserver", "--simulate-workloads", "--simulate-delay", "250ms"]);
-        assert_eq!(on.simulate.map(|s| s.delay), Some(std::time::Duration::from_millis(250)));
+        assert_eq!(
+            on.simulate.map(|s| s.delay),
+            Some(std::time::Duration::from_millis(250))
+        );
         assert_eq!(
             server(&["dev"]).simulate.map(|s| s.delay),
             Some(std::time::Duration::from_secs(1))

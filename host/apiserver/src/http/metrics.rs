@@ -21,6 +21,7 @@ use axum::response::Response;
 use futures::StreamExt as _;
 use http::{HeaderValue, Method, StatusCode, header};
 
+use super::constant_time_eq;
 use crate::Core;
 
 /// Upper bounds of the latency histogram's buckets, in seconds.
@@ -120,10 +121,6 @@ fn serve(state: &LayerState, req: &Request) -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     resp
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Verb (Kubernetes' request verbs), group, resource and subresource of a request path.

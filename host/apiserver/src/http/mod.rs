@@ -27,8 +27,18 @@ use crate::objects::{self, DeleteOptions, ListOptions, WriteOptions};
 use crate::patch::PatchType;
 use crate::registry::ResourceInfo;
 
-/// Request bodies larger than this are refused (a real server allows 3 MiB objects).
-const MAX_BODY: usize = 8 * 1024 * 1024;
+/// Request bodies larger than this are refused with 413, as kube-apiserver's `MaxRequestBodyBytes`
+/// (3 MiB, etcd's recommended request size) refuses them.
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+/// kube-apiserver's answer to a body over the limit (`errors.NewRequestEntityTooLargeError`).
+fn too_large() -> ApiError {
+    ApiError::new(
+        413,
+        "RequestEntityTooLarge",
+        format!("Request entity too large: limit is {MAX_BODY}"),
+    )
+}
 
 pub fn router(core: Arc<Core>) -> axum::Router {
     metrics::layer(
@@ -146,8 +156,14 @@ fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
     resp
 }
 
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Compares a presented secret (a bearer token) with the expected one in time that depends on
+/// neither: both are hashed first (so not even the length is compared early), then the digests are
+/// compared in constant time.
+pub(crate) fn constant_time_eq(presented: &[u8], expected: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    let a = ring::digest::digest(&ring::digest::SHA256, presented);
+    let b = ring::digest::digest(&ring::digest::SHA256, expected);
+    a.as_ref().ct_eq(b.as_ref()).into()
 }
 
 async fn handle(State(core): State<Arc<Core>>, req: Request) -> Response {
@@ -166,14 +182,18 @@ async fn handle(State(core): State<Arc<Core>>, req: Request) -> Response {
     if !public && let Err(e) = core.faults.before_request(&parts.method, &path, watch).await {
         return error_response(&e, format.pretty);
     }
+    // A declared length over the limit is refused before reading anything.
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return error_response(&too_large(), format.pretty);
+    }
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
-        Err(_) => {
-            return error_response(
-                &ApiError::new(413, "RequestEntityTooLarge", "the request body is too large"),
-                format.pretty,
-            );
-        }
+        Err(_) => return error_response(&too_large(), format.pretty),
     };
     let ctx = RequestCtx {
         core,

@@ -2,7 +2,8 @@
 //! a real server — synthetic ADDED events for "" and "0", replay after a given revision, 410 Expired
 //! (as an ERROR event) when that revision is older than the retained history, selector transitions
 //! (an object leaving a label selection is DELETED), BOOKMARKs, `timeoutSeconds`, and Table events
-//! for `kubectl get -w`.
+//! for `kubectl get -w`. Open watches are counted per user ([`Limiter`]): one client cannot hold
+//! the server's memory and tasks with thousands of them.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -23,6 +24,73 @@ use crate::objects::{Selectors, present};
 use crate::registry::ResourceInfo;
 use crate::store::EventType;
 
+/// Open watches per user, bounded: a watch beyond the limit is answered 429 with a Retry-After, as
+/// kube-apiserver answers requests beyond its in-flight limits; other users keep theirs.
+#[derive(Debug)]
+pub struct Limiter {
+    per_user: usize,
+    open: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+/// One open watch, counted until dropped (when its stream ends).
+#[derive(Debug)]
+pub struct Permit {
+    limiter: Arc<Limiter>,
+    user: String,
+}
+
+impl Limiter {
+    /// `per_user` open watches per user name; 0 means no limit.
+    pub fn new(per_user: usize) -> Arc<Limiter> {
+        Arc::new(Limiter {
+            per_user,
+            open: Default::default(),
+        })
+    }
+
+    /// A permit for one more watch of `user`, or the 429 to answer.
+    pub fn acquire(self: &Arc<Self>, user: &str) -> ApiResult<Permit> {
+        let mut open = self.open.lock().expect("watch limiter lock");
+        let n = open.entry(user.to_string()).or_default();
+        if self.per_user > 0 && *n >= self.per_user {
+            let mut e = ApiError::new(
+                429,
+                "TooManyRequests",
+                format!(
+                    "too many open watches for user \"{user}\": at most {} (--max-watches-per-client); close some and try again later",
+                    self.per_user
+                ),
+            )
+            .with_details(json!({"retryAfterSeconds": 1}));
+            e.retry_after = Some(1);
+            return Err(e);
+        }
+        *n += 1;
+        Ok(Permit {
+            limiter: self.clone(),
+            user: user.to_string(),
+        })
+    }
+
+    /// Watches open now for `user`.
+    pub fn open(&self, user: &str) -> usize {
+        let open = self.open.lock().expect("watch limiter lock");
+        open.get(user).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut open = self.limiter.open.lock().expect("watch limiter lock");
+        if let Some(n) = open.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.user);
+            }
+        }
+    }
+}
+
 struct WatchParams {
     ri: Arc<ResourceInfo>,
     namespace: Option<String>,
@@ -42,6 +110,7 @@ pub async fn serve(
     namespace: Option<String>,
 ) -> ApiResult<Response> {
     let q = &ctx.query;
+    let permit = ctx.core.watches.acquire(&ctx.user.name)?;
     let selectors = Selectors::parse(&ri, q.get("labelSelector"), q.get("fieldSelector"))?;
     let rv = q.get("resourceVersion").unwrap_or("").to_string();
     if !rv.is_empty() && rv.parse::<u64>().is_err() {
@@ -64,7 +133,11 @@ pub async fn serve(
         meta: ctx.format.meta,
     };
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(256);
-    tokio::spawn(run(ctx.core.clone(), params, tx));
+    let core = ctx.core.clone();
+    tokio::spawn(async move {
+        run(core, params, tx).await;
+        drop(permit);
+    });
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
     let mut resp = Response::new(body);
     resp.headers_mut()
