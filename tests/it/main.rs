@@ -17,6 +17,7 @@ mod apiserver_rbac;
 mod apiserver_ssa;
 mod apiserver_subresources;
 mod apiserver_watch;
+mod compile_cache;
 mod deploy;
 mod engine_containment;
 mod engine_contract;

@@ -137,8 +137,8 @@ fn default_cache_dir(
 /// `wasmop compile`.
 #[derive(Debug, Clone, Args)]
 pub struct CompileArgs {
-    /// Plugin files (`.wasm` components) to compile.
-    #[arg(required = true)]
+    /// Plugin files (`.wasm` components) to compile (with the variable, comma-separated).
+    #[arg(env = "WASMOP_COMPILE_PLUGINS", required = true, num_args = 1.., value_delimiter = ',')]
     pub plugins: Vec<PathBuf>,
     /// The compile cache to write: the directory a host is then given with `--cache-dir` (created
     /// mode 0700 with its key if new). Default: the host's default, `$XDG_CACHE_HOME/wasmop` or

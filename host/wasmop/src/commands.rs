@@ -1,6 +1,7 @@
 //! The long-running subcommands: `wasmop run` (a host against a cluster), `wasmop dev` (the
 //! embedded API server with a host on it, filled with CRDs and sample objects) and `wasmop
-//! apiserver` (the embedded API server alone). Each runs until Ctrl-C or SIGTERM.
+//! apiserver` (the embedded API server alone). Each runs until Ctrl-C or SIGTERM. Also `wasmop compile`
+//! (plugins compiled ahead of time into a compile cache).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -34,6 +35,14 @@ pub enum CommandError {
          (cargo feature `examples`)"
     )]
     NoPlugins,
+    #[error("wasmop compile needs a cache directory: pass -o DIR (there is no home directory)")]
+    NoCacheDir,
+    #[error("the compile cache")]
+    Cache(#[source] wasmop_runtime::CacheError),
+    #[error("setting up the compiler")]
+    Runtime(#[source] wasmop_runtime::RuntimeError),
+    #[error("{failed} of {total} plugins were not compiled into the cache (see above)")]
+    Compile { failed: usize, total: usize },
 }
 
 impl From<HostError> for CommandError {
@@ -234,6 +243,83 @@ pub async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
+}
+
+/// `wasmop compile`: compiles each plugin into the compile cache `-o DIR` (created with its key if
+/// new), checking that it is a reconciler whose metadata validates, so that a host with the same
+/// `--cache-dir` (same wasmop build, same CPU features) loads it without compiling. A directory
+/// that is refused is an error here, unlike for a host: filling it is the command's only purpose.
+pub async fn compile(args: crate::cli::CompileArgs) -> Result<(), CommandError> {
+    let dir = args
+        .cache_dir
+        .clone()
+        .or_else(|| {
+            crate::cli::CacheArgs {
+                cache_dir: None,
+                no_cache: false,
+            }
+            .dir()
+        })
+        .ok_or(CommandError::NoCacheDir)?;
+    wasmop_runtime::ArtifactCache::open(&dir).map_err(CommandError::Cache)?;
+    let runtime = wasmop_runtime::Runtime::new(wasmop_runtime::RuntimeConfig {
+        cache_dir: Some(dir.clone()),
+        ..wasmop_runtime::RuntimeConfig::default()
+    })
+    .map_err(CommandError::Runtime)?;
+    let total = args.plugins.len();
+    // Compiling is CPU-bound (on all cores) and a plugin's metadata call blocks: off the executor.
+    let failed = tokio::task::spawn_blocking(move || {
+        let mut failed = 0;
+        for path in &args.plugins {
+            match compile_one(&runtime, path) {
+                Ok(line) => println!("{line}"),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    failed += 1;
+                }
+            }
+        }
+        failed
+    })
+    .await
+    .unwrap_or(total);
+    if failed > 0 {
+        return Err(CommandError::Compile { failed, total });
+    }
+    println!("compile cache: {}", dir.display());
+    Ok(())
+}
+
+/// Compiles (or finds) one plugin's artifact; the line to print, or why it is not in the cache.
+fn compile_one(runtime: &wasmop_runtime::Runtime, path: &std::path::Path) -> Result<String, String> {
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| format!("{file}: cannot read the file: {e}"))?;
+    let before = runtime.artifact_cache_stats().unwrap_or_default();
+    let started = std::time::Instant::now();
+    let plugin = runtime
+        .load_bytes(&file, &bytes, wasmop_runtime::PluginLimits::default())
+        .map_err(|e| e.to_string())?;
+    let after = runtime.artifact_cache_stats().unwrap_or_default();
+    let artifact = runtime
+        .artifact_path(&bytes)
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    if after.write_errors > before.write_errors {
+        return Err(format!(
+            "{file}: compiled, but {artifact} could not be written (see the log)"
+        ));
+    }
+    let how = if after.hits > before.hits {
+        "already in the cache".to_string()
+    } else {
+        format!("compiled in {} ms", started.elapsed().as_millis())
+    };
+    let meta = plugin.metadata();
+    Ok(format!(
+        "{file}: {} {}: {how} -> {artifact}",
+        meta.name, meta.version
+    ))
 }
 
 #[cfg(test)]

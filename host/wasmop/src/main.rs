@@ -26,6 +26,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Inspect(args) => offline::inspect(args).await?,
         Command::Crd(args) => offline::crd(args).await?,
         Command::Rbac(args) => wasmop::rbac::rbac(args).await?,
+        Command::Compile(args) => commands::compile(args).await?,
         Command::New(args) => wasmop::scaffold::new_command(args)?,
         Command::Build(args) => wasmop::scaffold::build_command(args)?,
     }

@@ -57,16 +57,32 @@ pub async fn render(manager: &PluginManager) -> String {
         Unit::Seconds,
         manager.load_durations().clone(),
     );
-    if let Some((hits, misses)) = manager.cache_stats() {
-        let (h, m) = (Counter::<u64>::default(), Counter::<u64>::default());
-        h.inc_by(hits as u64);
-        m.inc_by(misses as u64);
+    if let Some(stats) = manager.artifact_cache_stats() {
+        let counter = |n: u64| {
+            let c = Counter::<u64>::default();
+            c.inc_by(n);
+            c
+        };
         registry.register(
             "plugin_compile_cache_hits",
             "Plugin loads served by the compile cache (no compilation)",
-            h,
+            counter(stats.hits),
         );
-        registry.register("plugin_compile_cache_misses", "Plugin loads that compiled", m);
+        registry.register(
+            "plugin_compile_cache_misses",
+            "Plugin loads that compiled",
+            counter(stats.misses),
+        );
+        registry.register(
+            "plugin_compile_cache_rejected",
+            "Cached artifacts not loaded because they were truncated, foreign or failed their MAC (each recompiled and rewritten)",
+            counter(stats.rejected),
+        );
+        registry.register(
+            "plugin_compile_cache_write_errors",
+            "Compiled plugins that could not be written to the compile cache",
+            counter(stats.write_errors),
+        );
     }
     let mut out = String::new();
     let _ = encode(&mut out, &registry);
