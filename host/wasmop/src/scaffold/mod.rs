@@ -211,6 +211,8 @@ pub fn new(lang: Lang, dir: &Path, name: &str) -> Result<(), BuildError> {
 pub fn build(dir: &Path, out: Option<&Path>, tools: &Toolchains) -> Result<PathBuf, BuildError> {
     let lang = Lang::detect(dir)?;
     let dir = std::path::absolute(dir).map_err(BuildError::io(dir))?;
+    // Build steps run in the project directory: every path they get is absolute.
+    let tools = &Toolchains::new(std::path::absolute(&tools.root).map_err(BuildError::io(&tools.root))?);
     let out = match out {
         Some(out) => std::path::absolute(out).map_err(BuildError::io(out))?,
         None => dir.join(format!("{}.wasm", dir_name(&dir))),
