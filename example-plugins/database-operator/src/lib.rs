@@ -11,7 +11,14 @@
 //!   Ready a ConfigMap `<db>-backup` recording the spec it became Ready with (kept unchanged).
 //! * `status.phase`: `Pending` (the StatefulSet does not exist yet), `Provisioning` (fewer ready
 //!   replicas than `spec.replicas`), `Ready` (`status.readyReplicas == spec.replicas`), `Failed`
-//!   (invalid spec); conditions `SpecValid` and `Ready`; `observedGeneration`.
+//!   (invalid spec, or a failing StatefulSet); conditions `SpecValid` and `Ready`;
+//!   `observedGeneration`.
+//! * A failing StatefulSet is one with a `ReplicaFailure` condition of status `True` (the condition
+//!   type apps/v1 workloads use for pods that cannot be run; `wasmop dev`'s workload simulator sets
+//!   it on a StatefulSet annotated `simulate.wasmop.io/fail`): the phase becomes `Failed`, the
+//!   `Ready` condition says `WorkloadFailed` with the StatefulSet's message, and a Warning event
+//!   `WorkloadFailed` is recorded once. The children stay as they are, so when the condition goes
+//!   the Database provisions again.
 //! * An invalid spec (replicas < 1, an empty image, a storage size that is not a quantity) is not an
 //!   error: the phase becomes `Failed` with a Warning event, and nothing is retried until the spec
 //!   changes. The running workload is left as it was: its children are re-derived from the live
@@ -84,7 +91,7 @@ pub struct DatabaseSpec {
 #[serde(default, rename_all = "camelCase")]
 #[schemars(description = "What the operator observed.")]
 pub struct DatabaseStatus {
-    /// Pending, Provisioning, Ready or Failed (invalid spec).
+    /// Pending, Provisioning, Ready or Failed (invalid spec or failing workload).
     pub phase: Phase,
     /// The metadata.generation the status reflects.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -104,7 +111,7 @@ pub enum Phase {
     Provisioning,
     /// Every replica is ready.
     Ready,
-    /// The spec is invalid.
+    /// The spec is invalid, or the StatefulSet reports a failure.
     Failed,
 }
 
@@ -175,6 +182,23 @@ impl DatabaseSpec {
             storage,
         })
     }
+}
+
+/// The message of the StatefulSet's `ReplicaFailure` condition, when it is `True`.
+fn workload_failure(sts: &StatefulSet) -> Option<String> {
+    sts.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "ReplicaFailure" && c.status == "True")
+        .map(|c| {
+            let why = c.message.as_deref().or(c.reason.as_deref()).unwrap_or("");
+            format!(
+                "StatefulSet {}: {why}",
+                sts.metadata.name.as_deref().unwrap_or("")
+            )
+        })
 }
 
 /// A Kubernetes quantity in its common forms: digits with an optional fraction and suffix.
@@ -404,20 +428,27 @@ impl Plugin for DatabaseOperator {
             .and_then(|x| x.status.as_ref())
             .and_then(|st| st.ready_replicas)
             .unwrap_or(0);
-        let (phase, ready) = match &sts {
-            None => (
+        let failure = sts.as_ref().and_then(workload_failure);
+        let (phase, ready) = match (&sts, &failure) {
+            (Some(_), Some(message)) => (
+                Phase::Failed,
+                Condition::new("Ready", false)
+                    .reason("WorkloadFailed")
+                    .message(message.clone()),
+            ),
+            (None, _) => (
                 Phase::Pending,
                 Condition::new("Ready", false)
                     .reason("StatefulSetPending")
                     .message(format!("waiting for StatefulSet {}", s.name())),
             ),
-            Some(_) if i64::from(ready_replicas) == spec.replicas => (
+            (Some(_), None) if i64::from(ready_replicas) == spec.replicas => (
                 Phase::Ready,
                 Condition::new("Ready", true)
                     .reason("AllReplicasReady")
                     .message(format!("{ready_replicas}/{} replicas ready", spec.replicas)),
             ),
-            Some(_) => (
+            (Some(_), None) => (
                 Phase::Provisioning,
                 Condition::new("Ready", false)
                     .reason("ReplicasNotReady")
@@ -437,6 +468,11 @@ impl Plugin for DatabaseOperator {
                 ));
             }
             desired = desired.apply(backup_configmap(&s, backup, spec));
+        }
+        if let Some(message) = failure
+            && previous_phase != Some(Phase::Failed)
+        {
+            desired = desired.event(Event::warning("WorkloadFailed", message));
         }
         if phase == Phase::Ready && previous_phase != Some(Phase::Ready) {
             desired = desired.event(Event::normal(
