@@ -157,7 +157,7 @@ impl DevSources {
 /// (a plugin whose kinds are not served yet is `starting` until they are), then the manifests.
 pub async fn dev(args: DevArgs) -> Result<(), CommandError> {
     let sources = DevSources::of(&args)?;
-    let server = wasmop_apiserver::ApiServer::start(args.apiserver.config())
+    let server = wasmop_apiserver::ApiServer::start(args.apiserver.dev_config())
         .await
         .map_err(|source| CommandError::ApiServer {
             dir: args.apiserver.data_dir.clone(),
