@@ -9,7 +9,7 @@
 //!    on the npm registry);
 //! 3. `tsc --noEmit` when the project has a `tsconfig.json` (type errors fail the build);
 //! 4. esbuild bundles the entry (`main` of `package.json`, else `src/plugin.ts`/`.js`) into one ES
-//!    module under `.wasmop/`, the host's `wasmop:` imports left to componentize-js;
+//!    module under `.wasmop-build/`, the host's `wasmop:` imports left to componentize-js;
 //! 5. componentize-js builds the component against the embedded `wit/reconciler.wit`, without the
 //!    http and fetch-event features (a plugin has no network); it pre-initialises the module with
 //!    Wizer, so the module's top level (and the plugin's metadata) runs once, at build time.
@@ -111,7 +111,7 @@ const TEMPLATE: &[(&str, &str)] = &[
 ];
 
 /// Where a build keeps what it generates, inside the project.
-const BUILD_DIR: &str = ".wasmop";
+const BUILD_DIR: &str = ".wasmop-build";
 
 fn missing(tool: &str) -> BuildError {
     BuildError::MissingTool {
