@@ -19,6 +19,7 @@ mod apiserver_subresources;
 mod apiserver_watch;
 mod compile_cache;
 mod deploy;
+mod dev_lifecycle;
 mod engine_containment;
 mod engine_contract;
 mod engine_examples;
