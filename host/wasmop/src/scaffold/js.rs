@@ -149,7 +149,7 @@ pub fn build(dir: &Path, out: &Path, tools: &Toolchains) -> Result<PathBuf, Buil
         } else {
             ("npm install", &["install", "--no-audit", "--no-fund"])
         };
-        run_step(step, dir, npm(tools).args(args))?;
+        run_step(step, dir, npm().args(args))?;
     }
     write_sdk(dir)?;
 
@@ -208,12 +208,11 @@ pub fn build(dir: &Path, out: &Path, tools: &Toolchains) -> Result<PathBuf, Buil
     Ok(out.to_path_buf())
 }
 
-/// npm with its package cache under the toolchain cache (so that a second install, of the
-/// toolchain or of a project's dependencies, reads the cache).
-fn npm(tools: &Toolchains) -> Command {
+/// npm, quiet about its own updates. Its download cache stays the user's (`~/.npm`): a toolchain
+/// installed again, e.g. into a fresh `target/` on CI, reads it instead of the registry.
+fn npm() -> Command {
     let mut cmd = Command::new("npm");
-    cmd.env("npm_config_cache", tools.root.join("npm-cache"))
-        .env("npm_config_update_notifier", "false");
+    cmd.env("npm_config_update_notifier", "false");
     cmd
 }
 
@@ -245,7 +244,7 @@ fn install_toolchain(tools: &Toolchains) -> Result<PathBuf, BuildError> {
     let installed = run_step(
         "installing componentize-js, TypeScript and esbuild (npm ci)",
         &staging,
-        npm(tools).args(["ci", "--no-audit", "--no-fund", "--ignore-scripts"]),
+        npm().args(["ci", "--no-audit", "--no-fund", "--ignore-scripts"]),
     );
     if let Err(e) = installed {
         let _ = std::fs::remove_dir_all(&staging);
