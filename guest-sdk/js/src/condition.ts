@@ -13,8 +13,8 @@ export interface Condition {
   status: ConditionStatus;
   reason: string;
   message: string;
-  observedGeneration?: number;
-  lastTransitionTime?: string;
+  observedGeneration?: number | undefined;
+  lastTransitionTime?: string | undefined;
 }
 
 /**
@@ -53,5 +53,6 @@ export function carryOver(previous: readonly Condition[], next: Iterable<Conditi
 export function isCondition(value: unknown): value is Condition {
   if (typeof value !== "object" || value === null) return false;
   const v = value as Record<string, unknown>;
-  return typeof v.type === "string" && (v.status === "True" || v.status === "False" || v.status === "Unknown");
+  const status = v["status"];
+  return typeof v["type"] === "string" && (status === "True" || status === "False" || status === "Unknown");
 }

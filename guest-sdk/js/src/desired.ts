@@ -16,7 +16,7 @@ export interface Event {
   reason: string;
   message: string;
   /** The object the event is about; absent: the primary object. */
-  regarding?: ObjectRef;
+  regarding?: ObjectRef | undefined;
 }
 
 /** Events about the primary object (`.regarding(ref)` is set on the result for another one). */
@@ -43,10 +43,10 @@ export class Desired {
   readonly applied: KubeObject[] = [];
   readonly patches: Patch[] = [];
   /** The primary object's new `status`; `undefined` leaves it alone. */
-  statusValue?: unknown;
+  statusValue?: unknown | undefined;
   readonly deletions: ObjectRef[] = [];
   readonly events: Event[] = [];
-  requeueAfter?: number;
+  requeueAfter?: number | undefined;
   holdsFinalizer = false;
   /** Problems found while building (a value that is not JSON): the answer becomes a permanent error. */
   readonly errors: string[] = [];

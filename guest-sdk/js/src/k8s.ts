@@ -6,17 +6,17 @@
 
 /** `metadata` of any object. */
 export interface ObjectMeta {
-  name?: string;
-  namespace?: string;
-  uid?: string;
-  generation?: number;
-  resourceVersion?: string;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  finalizers?: string[];
-  deletionTimestamp?: string;
-  creationTimestamp?: string;
-  ownerReferences?: OwnerReference[];
+  name?: string | undefined;
+  namespace?: string | undefined;
+  uid?: string | undefined;
+  generation?: number | undefined;
+  resourceVersion?: string | undefined;
+  labels?: Record<string, string> | undefined;
+  annotations?: Record<string, string> | undefined;
+  finalizers?: string[] | undefined;
+  deletionTimestamp?: string | undefined;
+  creationTimestamp?: string | undefined;
+  ownerReferences?: OwnerReference[] | undefined;
   [field: string]: unknown;
 }
 
@@ -25,74 +25,74 @@ export interface OwnerReference {
   kind: string;
   name: string;
   uid: string;
-  controller?: boolean;
-  blockOwnerDeletion?: boolean;
+  controller?: boolean | undefined;
+  blockOwnerDeletion?: boolean | undefined;
 }
 
 /** Any Kubernetes object: `apiVersion`, `kind`, `metadata` and whatever else it has. */
 export interface KubeObject {
-  apiVersion?: string;
-  kind?: string;
-  metadata?: ObjectMeta;
+  apiVersion?: string | undefined;
+  kind?: string | undefined;
+  metadata?: ObjectMeta | undefined;
   [field: string]: unknown;
 }
 
 /** An object with a typed `spec` and `status`. */
 export interface Resource<Spec = Record<string, unknown>, Status = Record<string, unknown>> extends KubeObject {
-  spec?: Spec;
-  status?: Status;
+  spec?: Spec | undefined;
+  status?: Status | undefined;
 }
 
 export interface LabelSelectorRequirement {
   key: string;
   operator: "In" | "NotIn" | "Exists" | "DoesNotExist";
-  values?: string[];
+  values?: string[] | undefined;
 }
 
 export interface LabelSelector {
-  matchLabels?: Record<string, string>;
-  matchExpressions?: LabelSelectorRequirement[];
+  matchLabels?: Record<string, string> | undefined;
+  matchExpressions?: LabelSelectorRequirement[] | undefined;
 }
 
 /** `apps/v1` Deployment (the fields of its spec plugins usually need). */
 export type Deployment = Resource<
   {
-    replicas?: number;
+    replicas?: number | undefined;
     selector: LabelSelector;
     template: { metadata?: ObjectMeta; spec?: Record<string, unknown> };
     [field: string]: unknown;
   },
   {
-    observedGeneration?: number;
-    replicas?: number;
-    readyReplicas?: number;
-    availableReplicas?: number;
-    updatedReplicas?: number;
-    conditions?: Record<string, unknown>[];
+    observedGeneration?: number | undefined;
+    replicas?: number | undefined;
+    readyReplicas?: number | undefined;
+    availableReplicas?: number | undefined;
+    updatedReplicas?: number | undefined;
+    conditions?: Record<string, unknown>[] | undefined;
     [field: string]: unknown;
   }
 >;
 
 /** `policy/v1` PodDisruptionBudget. */
 export type PodDisruptionBudget = Resource<{
-  selector?: LabelSelector;
-  minAvailable?: number | string;
-  maxUnavailable?: number | string;
+  selector?: LabelSelector | undefined;
+  minAvailable?: number | string | undefined;
+  maxUnavailable?: number | string | undefined;
   [field: string]: unknown;
 }>;
 
 /** `v1` ConfigMap. */
 export interface ConfigMap extends KubeObject {
-  data?: Record<string, string>;
-  binaryData?: Record<string, string>;
-  immutable?: boolean;
+  data?: Record<string, string> | undefined;
+  binaryData?: Record<string, string> | undefined;
+  immutable?: boolean | undefined;
 }
 
 /** `v1` Secret (`data` values are base64). */
 export interface Secret extends KubeObject {
-  type?: string;
-  data?: Record<string, string>;
-  stringData?: Record<string, string>;
+  type?: string | undefined;
+  data?: Record<string, string> | undefined;
+  stringData?: Record<string, string> | undefined;
 }
 
 /** `v1` Namespace. */

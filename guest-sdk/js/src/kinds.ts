@@ -65,7 +65,7 @@ export const kinds = {
 /** Points at one object; `namespace` is absent for cluster-scoped objects. */
 export interface ObjectRef {
   kind: Gvk;
-  namespace?: string;
+  namespace?: string | undefined;
   name: string;
 }
 
@@ -84,7 +84,7 @@ export function refOf(object: KubeObject): ObjectRef | undefined {
 
 /** A primary object to reconcile, named by `map`; `namespace` is absent for cluster-scoped ones. */
 export interface ObjectKey {
-  namespace?: string;
+  namespace?: string | undefined;
   name: string;
 }
 

@@ -19,8 +19,8 @@ export type Verb = WitVerb;
  */
 export class Lookup {
   readonly kind: Gvk;
-  namespace?: string;
-  labelSelector?: string;
+  namespace?: string | undefined;
+  labelSelector?: string | undefined;
   triggering = false;
 
   /** Every object of a kind. */
@@ -67,9 +67,9 @@ export class Metadata {
   readonly ownedKinds: Gvk[] = [];
   readonly lookups: Lookup[] = [];
   readonly writePermissions: { kind: Gvk; verbs: Verb[] }[] = [];
-  finalizerName?: string;
+  finalizerName?: string | undefined;
   /** `undefined`: every namespace. */
-  onlyNamespaces?: string[];
+  onlyNamespaces?: string[] | undefined;
   resync = 0;
   maxConcurrent = 0;
   readonly crdDocuments: string[] = [];

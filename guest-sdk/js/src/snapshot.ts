@@ -146,7 +146,7 @@ export class Snapshot<T extends KubeObject = KubeObject> {
 
   /** The primary object's current `status.conditions` (entries that are not conditions are skipped). */
   conditions(): Condition[] {
-    const status = this.object.status as { conditions?: unknown } | undefined;
+    const status = this.object["status"] as { conditions?: unknown } | undefined;
     const list = Array.isArray(status?.conditions) ? status.conditions : [];
     return list.filter(isCondition).map((c) => ({ ...c, reason: c.reason ?? "", message: c.message ?? "" }));
   }

@@ -23,8 +23,8 @@ export type WitNamespaceScope = { tag: "all" } | { tag: "only"; val: string[] };
 
 export interface WitLookup {
   kind: WitGvk;
-  namespace?: string;
-  labelSelector?: string;
+  namespace?: string | undefined;
+  labelSelector?: string | undefined;
   triggers: boolean;
 }
 
@@ -35,7 +35,7 @@ export interface WitMetadata {
   owns: WitGvk[];
   lookups: WitLookup[];
   writes: WitWritePermission[];
-  finalizer?: string;
+  finalizer?: string | undefined;
   namespaces: WitNamespaceScope;
   resyncSeconds: number;
   maxConcurrentReconciles: number;
@@ -61,12 +61,12 @@ export interface WitSnapshot {
 
 export interface WitObjectRef {
   kind: WitGvk;
-  namespace?: string;
+  namespace?: string | undefined;
   name: string;
 }
 
 export interface WitObjectKey {
-  namespace?: string;
+  namespace?: string | undefined;
   name: string;
 }
 
@@ -80,16 +80,16 @@ export interface WitEvent {
   eventType: "normal" | "warning";
   reason: string;
   message: string;
-  regarding?: WitObjectRef;
+  regarding?: WitObjectRef | undefined;
 }
 
 export interface WitDesired {
   apply: string[];
   patches: WitPatch[];
-  status?: string;
+  status?: string | undefined;
   deletions: WitObjectRef[];
   events: WitEvent[];
-  requeueAfterSeconds?: number;
+  requeueAfterSeconds?: number | undefined;
   finalizer: boolean;
 }
 
