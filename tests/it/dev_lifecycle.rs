@@ -23,7 +23,8 @@ fn databases() -> ApiResource {
     }
 }
 
-/// `wasmop dev` as a user starts it, stopped when dropped.
+/// `wasmop dev` as a user starts it, stopped when dropped. Pods take 2 s to become ready: long
+/// enough that the operator sees its StatefulSet before it is ready even on a loaded machine.
 struct Dev {
     child: std::process::Child,
     client: kube::Client,
@@ -42,7 +43,7 @@ impl Dev {
                 "--status-addr",
                 "127.0.0.1:0",
                 "--simulate-delay",
-                "1s",
+                "2s",
             ])
             .arg("--data-dir")
             .arg(dir.path().join("data"))

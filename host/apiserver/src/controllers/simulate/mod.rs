@@ -157,7 +157,7 @@ impl Simulator {
             .collect();
         let nodes = node_count(core);
         for key in due {
-            let Some((_, fingerprint)) = self.pending.remove(&key) else {
+            let Some((due, fingerprint)) = self.pending.remove(&key) else {
                 continue;
             };
             let (Some(kind), Some(obj)) = (Workload::of_resource(&key.resource), core.store.get(&key)) else {
@@ -167,7 +167,10 @@ impl Simulator {
                 continue;
             }
             let target = status::status(kind, &obj, Stage::Settled, nodes, &time::now());
-            write_status(core, &key, &obj, target);
+            if write_status(core, &key, &obj, target) == Written::Conflict {
+                // Someone wrote in between: settle at the next pass, which that write wakes.
+                self.pending.insert(key, (due, fingerprint));
+            }
         }
     }
 
@@ -224,10 +227,20 @@ fn node_count(core: &Core) -> u64 {
     n.max(1)
 }
 
+/// What became of a status write.
+#[derive(Debug, PartialEq, Eq)]
+enum Written {
+    Done,
+    /// A newer write won the race (409).
+    Conflict,
+    /// The object is gone, or the write failed (logged).
+    Dropped,
+}
+
 /// PUT on the status subresource, guarded by the resourceVersion `obj` was read at.
-fn write_status(core: &Core, key: &Key, obj: &Value, status: Value) {
+fn write_status(core: &Core, key: &Key, obj: &Value, status: Value) -> Written {
     let Some(ri) = super::gc::resource_info(core, &key.resource) else {
-        return;
+        return Written::Dropped;
     };
     let mut body = obj.clone();
     body["status"] = status;
@@ -236,13 +249,17 @@ fn write_status(core: &Core, key: &Key, obj: &Value, status: Value) {
         ..Default::default()
     };
     match objects::update(core, &ri, &key.namespace, &key.name, Some("status"), body, &opts) {
-        Ok(_) => {}
+        Ok(_) => Written::Done,
         // Lost a race (a newer write, or the object went): its event brings the simulator back.
-        Err(e) if matches!(e.code, 404 | 409) => {}
-        Err(e) => tracing::warn!(
-            resource = %key.resource, namespace = %key.namespace, name = %key.name, error = %e,
-            "simulated workload status not written"
-        ),
+        Err(e) if e.code == 409 => Written::Conflict,
+        Err(e) if e.code == 404 => Written::Dropped,
+        Err(e) => {
+            tracing::warn!(
+                resource = %key.resource, namespace = %key.namespace, name = %key.name, error = %e,
+                "simulated workload status not written"
+            );
+            Written::Dropped
+        }
     }
 }
 

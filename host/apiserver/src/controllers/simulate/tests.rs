@@ -330,3 +330,27 @@ async fn existing_workloads_are_picked_up_at_start() {
     assert_eq!(f.get("apps", "deployments", "web")["status"]["readyReplicas"], 2);
     f.pass();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_status_write_from_a_stale_read_is_a_conflict() {
+    let f = Fixture::new().await;
+    f.create("apps", "v1", "deployments", deployment("web", 1));
+    let stale = f.get("apps", "deployments", "web");
+    f.patch(
+        "apps",
+        "deployments",
+        "web",
+        json!({"metadata": {"labels": {"x": "y"}}}),
+    );
+    let key = super::super::key_of("apps/deployments", &stale);
+    assert_eq!(
+        write_status(&f.core, &key, &stale, json!({"replicas": 1})),
+        Written::Conflict
+    );
+    let fresh = f.get("apps", "deployments", "web");
+    assert_eq!(
+        write_status(&f.core, &key, &fresh, json!({"replicas": 1})),
+        Written::Done
+    );
+    assert_eq!(f.get("apps", "deployments", "web")["status"]["replicas"], 1);
+}
