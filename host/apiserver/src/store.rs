@@ -69,11 +69,19 @@ impl StoreError {
             StoreError::Write { source, .. } | StoreError::Read { source, .. } => source,
             _ => return false,
         };
+        let full = |io: &std::io::Error| {
+            matches!(
+                io.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            )
+        };
+        if let redb::Error::Io(io) = source {
+            return full(io);
+        }
         let mut err: Option<&(dyn std::error::Error + 'static)> = Some(source);
         while let Some(e) = err {
             if let Some(io) = e.downcast_ref::<std::io::Error>()
-                && (io.kind() == std::io::ErrorKind::StorageFull
-                    || io.kind() == std::io::ErrorKind::QuotaExceeded)
+                && full(io)
             {
                 return true;
             }

@@ -195,6 +195,10 @@ pub async fn dev(args: DevArgs) -> Result<(), CommandError> {
         println!("then try:             kubectl get databases,statefulsets,services,configmaps,pdb -A");
     }
     println!(
+        "workloads:            simulated, ready {:?} after a change (annotate one simulate.wasmop.io/fail=MESSAGE to make it fail)",
+        args.apiserver.simulate_delay
+    );
+    println!(
         "plugin status:        wasmop plugins --status-addr {}",
         host.status_addr()
     );
