@@ -8,6 +8,7 @@ mod apiserver_core;
 mod apiserver_crd;
 mod apiserver_crud;
 mod apiserver_deletion;
+mod apiserver_faults;
 mod apiserver_kubectl;
 mod apiserver_metadata;
 mod apiserver_metrics;
