@@ -14,10 +14,10 @@
 //!   with reason `SimulatedFailure`; the message ends each condition's message.
 //!
 //! Statuses are written like the kube-controller-manager writes them: PUT on the `status`
-//! subresource, guarded by the resourceVersion it read, as field manager
-//! [`MANAGER`](self::MANAGER) — so they get a new resourceVersion, a watch event and
-//! managedFields. A write that loses a race (409) is dropped: the change that won produces an event
-//! and the simulator looks again. DaemonSets run one pod per Node, or on one node when there is no
+//! subresource, guarded by the resourceVersion it read, as field manager [`MANAGER`] — so they
+//! get a new resourceVersion, a watch event and managedFields. A write that loses a race (409) is
+//! not forced: the change that won produces an event and the simulator looks again (a settling
+//! write keeps its place and is retried at that pass, without another delay). DaemonSets run one pod per Node, or on one node when there is no
 //! Node object (the embedded server is itself a single node). No Pods or ReplicaSets are created.
 
 pub mod status;
