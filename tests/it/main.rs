@@ -15,6 +15,7 @@ mod apiserver_metrics;
 mod apiserver_patch;
 mod apiserver_persistence;
 mod apiserver_rbac;
+mod apiserver_security;
 mod apiserver_ssa;
 mod apiserver_subresources;
 mod apiserver_watch;

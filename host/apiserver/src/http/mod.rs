@@ -622,3 +622,30 @@ async fn wait_for_revision(core: &Core, rv: &str) {
     let mut rx = core.store.subscribe();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(3), rx.wait_for(|r| *r >= wanted)).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_compare_equal_only_when_equal_whatever_their_length() {
+        let token = b"0123456789abcdef0123456789abcdef";
+        assert!(constant_time_eq(token, token));
+        assert!(!constant_time_eq(b"0123456789abcdef0123456789abcdeX", token));
+        assert!(!constant_time_eq(b"0123456789abcdef", token));
+        assert!(!constant_time_eq(b"", token));
+        assert!(!constant_time_eq(&[token.as_slice(), b"x"].concat(), token));
+    }
+
+    #[tokio::test]
+    async fn the_servers_debug_print_leaves_the_token_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = crate::Config::new(dir.path());
+        config.insecure_http = true;
+        config.token = Some("a-token-that-must-not-be-printed".into());
+        let server = crate::ApiServer::start(config).await.unwrap();
+        let printed = format!("{server:?} {:?}", server.core());
+        assert!(!printed.contains("a-token-that-must-not-be-printed"), "{printed}");
+        server.shutdown().await;
+    }
+}
