@@ -28,5 +28,8 @@ mod engine_examples;
 mod golden;
 mod host_production;
 mod host_rbac;
+mod langs;
 mod reload;
 mod runtime_plugins;
+mod scaffold;
+mod sdk_languages;
