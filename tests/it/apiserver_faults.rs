@@ -182,7 +182,7 @@ fn nested(open: &str, close: &str, leaf: &str, depth: usize) -> Vec<u8> {
 }
 
 #[tokio::test]
-async fn json_and_yaml_nested_10000_deep_are_400_without_a_crash() {
+async fn deep_nesting_and_alias_bombs_are_400_without_a_crash() {
     let t = plain_server().await;
     install_widgets(&t.client).await;
     let (addr, token) = (t.server.addr(), t.server.token().to_string());
@@ -245,6 +245,13 @@ async fn json_and_yaml_nested_10000_deep_are_400_without_a_crash() {
             "application/apply-patch+yaml",
             nested("[", "]", "1", 10_000),
         ),
+        // A billion laughs: ten aliases of ten aliases … expand to 10^9 nodes.
+        (format!("POST {cm}"), "application/yaml", yaml_bomb()),
+        (
+            format!("PATCH {widgets}/deep?fieldManager=t"),
+            "application/apply-patch+yaml",
+            yaml_bomb(),
+        ),
         (
             "POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews".into(),
             "application/json",
@@ -299,6 +306,22 @@ async fn json_and_yaml_nested_10000_deep_are_400_without_a_crash() {
     assert!(body.contains(r#""name":"deepest""#) && body.contains(&"{\"a\":".repeat(120)));
     keeps_serving(&t.client, "after-deep-restart").await;
     t.server.shutdown().await;
+}
+
+/// YAML whose aliases expand to a billion nodes.
+fn yaml_bomb() -> Vec<u8> {
+    let mut y = String::from(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb}\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n",
+    );
+    for i in 1..10 {
+        let p = i - 1;
+        y.push_str(&format!(
+            "a{i}: &a{i} [{}]\n",
+            vec![format!("*a{p}"); 10].join(", ")
+        ));
+    }
+    y.push_str("data: {x: *a9}\n");
+    y.into_bytes()
 }
 
 /// A Widget whose `spec.extra` nests `depth` levels.
