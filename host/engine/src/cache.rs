@@ -17,6 +17,7 @@ use wasmop_apimachinery::selector::LabelSelector;
 use wasmop_contract::{BoxFuture, CacheReader, Gvk, Metadata};
 
 use crate::metrics::{self, Metrics};
+use crate::object::CachedObject;
 use crate::store::{KindStore, labels_json};
 
 /// Where a controller's stores come from.
@@ -227,7 +228,7 @@ impl PluginCache {
     }
 
     /// Whether the declaration lets the plugin see `obj` of `kind`.
-    pub fn visible(&self, kind: &Gvk, obj: &DynamicObject) -> bool {
+    pub fn visible(&self, kind: &Gvk, obj: &CachedObject) -> bool {
         let ns = obj.namespace();
         if !self.meta.namespaces.allows(ns.as_deref()) {
             return false;
@@ -244,21 +245,9 @@ impl PluginCache {
 }
 
 /// Whether `obj` is in a lookup's namespace and matches its selector.
-pub fn lookup_matches(
-    namespace: Option<&str>,
-    selector: Option<&LabelSelector>,
-    obj: &DynamicObject,
-) -> bool {
+pub fn lookup_matches(namespace: Option<&str>, selector: Option<&LabelSelector>, obj: &CachedObject) -> bool {
     namespace.is_none_or(|ns| obj.namespace().as_deref() == Some(ns))
         && selector.is_none_or(|s| s.matches(labels_json(obj).as_ref()))
-}
-
-/// Objects cross to plugins without `managedFields`.
-pub fn strip(mut v: Value) -> Value {
-    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        m.remove("managedFields");
-    }
-    v
 }
 
 impl CacheReader for PluginCache {
@@ -266,7 +255,7 @@ impl CacheReader for PluginCache {
         self.read.store(true, Ordering::Relaxed);
         let store = self.cache.get(kind)?;
         let obj = store.get(namespace, name)?;
-        self.visible(kind, &obj).then(|| strip(store.to_json(&obj)))
+        self.visible(kind, &obj).then(|| obj.to_value())
     }
 
     fn list(&self, kind: &Gvk, namespace: Option<&str>, label_selector: Option<&str>) -> Vec<Value> {
@@ -283,7 +272,7 @@ impl CacheReader for PluginCache {
             .list(namespace, selector.as_ref())
             .into_iter()
             .filter(|o| self.visible(kind, o))
-            .map(|o| strip(store.to_json(&o)))
+            .map(|o| o.to_value())
             .collect()
     }
 }

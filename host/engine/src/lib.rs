@@ -13,6 +13,7 @@ pub mod controller;
 pub mod gate;
 pub mod leader;
 pub mod metrics;
+pub mod object;
 pub mod plan;
 pub mod queue;
 pub mod ratelimit;

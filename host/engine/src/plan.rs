@@ -9,13 +9,13 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use kube::ResourceExt;
-use kube::api::DynamicObject;
 use serde_json::{Value, json};
 use wasmop_apimachinery::fieldmanager::FieldSet;
 use wasmop_apimachinery::structure::BuiltinStructure;
 use wasmop_contract::{Desired, Gvk, Metadata, ObjectRef, PatchType, Verb};
 
 use crate::cache::Cache;
+use crate::object::CachedObject;
 use crate::store::{KindStore, OWNER_UID_LABEL};
 use crate::writer::{Write, WriteError, WriteTarget};
 
@@ -29,7 +29,7 @@ pub struct Context<'a> {
     pub meta: &'a Metadata,
     pub cache: &'a dyn Cache,
     pub primary: &'a KindStore,
-    pub object: &'a DynamicObject,
+    pub object: &'a CachedObject,
 }
 
 /// The writes to send, in order, and how many were found already done.
@@ -78,7 +78,7 @@ impl Context<'_> {
     }
 
     /// The children of this object in the cache, over every owned kind: O(children).
-    pub fn children(&self) -> Vec<(Arc<KindStore>, Arc<DynamicObject>)> {
+    pub fn children(&self) -> Vec<(Arc<KindStore>, Arc<CachedObject>)> {
         let uid = self.uid();
         if uid.is_empty() {
             return Vec::new();
@@ -235,7 +235,7 @@ impl Context<'_> {
         let Some(cached) = child.store.get(child.namespace.as_deref(), &child.name) else {
             return false;
         };
-        if !is_subset(&child.body, &child.store.to_json(&cached)) {
+        if !is_subset(&child.body, &cached.to_value()) {
             return false;
         }
         let manager = self.meta.field_manager();
@@ -255,8 +255,8 @@ impl Context<'_> {
     }
 
     /// Whether a patch would change nothing in the cached object.
-    fn patch_is_noop(store: &KindStore, cached: &DynamicObject, patch_type: PatchType, body: &Value) -> bool {
-        let mut doc = store.to_json(cached);
+    fn patch_is_noop(cached: &CachedObject, patch_type: PatchType, body: &Value) -> bool {
+        let mut doc = cached.to_value();
         let before = doc.clone();
         let applied = match patch_type {
             PatchType::Merge => {
@@ -336,7 +336,7 @@ pub fn plan(cx: &Context<'_>, desired: &Desired, now: &str) -> Result<Plan, Writ
         let store = store.expect("checked above");
         let ns = p.target.namespace.as_deref();
         if let Some(cached) = store.get(ns, &p.target.name)
-            && Context::patch_is_noop(&store, &cached, p.patch_type, &p.body)
+            && Context::patch_is_noop(&cached, p.patch_type, &p.body)
         {
             plan.skipped += 1;
             continue;
@@ -367,7 +367,7 @@ pub fn plan(cx: &Context<'_>, desired: &Desired, now: &str) -> Result<Plan, Writ
     }
 
     if let Some(status) = &desired.status {
-        let current = cx.primary.to_json(cx.object);
+        let current = cx.object.to_value();
         let mut status = status.clone();
         stamp_conditions(&mut status, current.get("status"), now);
         if current.get("status").is_some_and(|s| is_subset(&status, s)) {
@@ -468,7 +468,7 @@ mod tests {
     fn setup(
         finalizers: Value,
         deleting: bool,
-    ) -> (MemoryCache, Arc<KindStore>, Arc<DynamicObject>, Metadata) {
+    ) -> (MemoryCache, Arc<KindStore>, Arc<CachedObject>, Metadata) {
         let cm = Gvk::new("", "v1", "ConfigMap");
         let cache = MemoryCache::default();
         let store = Arc::new(KindStore::for_kind(&cm, true));

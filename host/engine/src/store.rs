@@ -13,6 +13,8 @@ use std::sync::{Arc, RwLock};
 
 use kube::ResourceExt;
 use kube::api::{ApiResource, DynamicObject};
+
+use crate::object::CachedObject;
 use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 use wasmop_apimachinery::selector::LabelSelector;
@@ -27,19 +29,19 @@ pub type StoreKey = (String, String);
 /// A change seen in a store.
 #[derive(Debug, Clone)]
 pub enum KindEvent {
-    Applied(Arc<DynamicObject>),
-    Deleted(Arc<DynamicObject>),
+    Applied(Arc<CachedObject>),
+    Deleted(Arc<CachedObject>),
 }
 
 /// The cached objects and the owner index.
 #[derive(Default)]
 struct Data {
-    objects: BTreeMap<StoreKey, Arc<DynamicObject>>,
+    objects: BTreeMap<StoreKey, Arc<CachedObject>>,
     owners: HashMap<String, HashSet<StoreKey>>,
 }
 
 impl Data {
-    fn insert(&mut self, key: StoreKey, obj: Arc<DynamicObject>) -> Option<Arc<DynamicObject>> {
+    fn insert(&mut self, key: StoreKey, obj: Arc<CachedObject>) -> Option<Arc<CachedObject>> {
         let old = self.objects.insert(key.clone(), obj.clone());
         if let Some(old) = &old {
             self.unindex(&key, old);
@@ -50,13 +52,13 @@ impl Data {
         old
     }
 
-    fn remove(&mut self, key: &StoreKey) -> Option<Arc<DynamicObject>> {
+    fn remove(&mut self, key: &StoreKey) -> Option<Arc<CachedObject>> {
         let old = self.objects.remove(key)?;
         self.unindex(key, &old);
         Some(old)
     }
 
-    fn unindex(&mut self, key: &StoreKey, obj: &DynamicObject) {
+    fn unindex(&mut self, key: &StoreKey, obj: &CachedObject) {
         for uid in owner_uids(obj) {
             if let Some(set) = self.owners.get_mut(&uid) {
                 set.remove(key);
@@ -69,14 +71,14 @@ impl Data {
 }
 
 /// The uids an object names as owners: owner references, and the host's owner-uid label.
-fn owner_uids(obj: &DynamicObject) -> impl Iterator<Item = String> + '_ {
+fn owner_uids(obj: &CachedObject) -> impl Iterator<Item = String> + '_ {
     let by_ref = obj.owner_references().iter().map(|r| r.uid.clone());
     let by_label = obj.labels().get(OWNER_UID_LABEL).cloned();
     by_ref.chain(by_label)
 }
 
 /// The store key of an object.
-pub fn key_of(obj: &DynamicObject) -> StoreKey {
+pub fn key_of<K: ResourceExt>(obj: &K) -> StoreKey {
     (obj.namespace().unwrap_or_default(), obj.name_any())
 }
 
@@ -148,28 +150,28 @@ impl KindStore {
         (ns.to_string(), name.to_string())
     }
 
-    pub fn get(&self, namespace: Option<&str>, name: &str) -> Option<Arc<DynamicObject>> {
+    pub fn get(&self, namespace: Option<&str>, name: &str) -> Option<Arc<CachedObject>> {
         let key = self.scoped_key(namespace, name);
         self.data.read().expect("store lock").objects.get(&key).cloned()
     }
 
     /// Objects owned by `uid` (owner reference or owner-uid label): O(children).
-    pub fn owned_by(&self, uid: &str) -> Vec<Arc<DynamicObject>> {
+    pub fn owned_by(&self, uid: &str) -> Vec<Arc<CachedObject>> {
         let data = self.data.read().expect("store lock");
         let Some(keys) = data.owners.get(uid) else {
             return Vec::new();
         };
         let mut out: Vec<_> = keys.iter().filter_map(|k| data.objects.get(k).cloned()).collect();
         // A stable order for plugins and golden comparisons (children are few).
-        out.sort_by_key(|o| key_of(o));
+        out.sort_by_key(|o| key_of(o.as_ref()));
         out
     }
 
     /// Objects in `namespace` (None: all) matching `selector`, in namespace and name order. A
     /// namespace is a range of the ordered map, not a scan of the kind.
-    pub fn list(&self, namespace: Option<&str>, selector: Option<&LabelSelector>) -> Vec<Arc<DynamicObject>> {
+    pub fn list(&self, namespace: Option<&str>, selector: Option<&LabelSelector>) -> Vec<Arc<CachedObject>> {
         let data = self.data.read().expect("store lock");
-        let matches = |o: &&Arc<DynamicObject>| selector.is_none_or(|s| s.matches(labels_json(o).as_ref()));
+        let matches = |o: &&Arc<CachedObject>| selector.is_none_or(|s| s.matches(labels_json(o).as_ref()));
         match namespace.filter(|_| self.namespaced) {
             Some(ns) => data
                 .objects
@@ -194,32 +196,22 @@ impl KindStore {
             .collect()
     }
 
-    /// The object as JSON, with `apiVersion` and `kind` (which list items may lack).
-    pub fn to_json(&self, obj: &DynamicObject) -> Value {
-        let mut v = serde_json::to_value(obj).unwrap_or(Value::Null);
-        if let Some(m) = v.as_object_mut() {
-            m.insert("apiVersion".into(), self.resource.api_version.clone().into());
-            m.insert("kind".into(), self.resource.kind.clone().into());
-        }
-        v
-    }
-
     /// An object was created or changed.
     pub fn apply(&self, obj: DynamicObject) {
-        let obj = Arc::new(slim(obj));
+        let obj = Arc::new(CachedObject::new(obj, &self.resource));
         self.data
             .write()
             .expect("store lock")
-            .insert(key_of(&obj), obj.clone());
+            .insert(key_of(obj.as_ref()), obj.clone());
         let _ = self.events.send(KindEvent::Applied(obj));
     }
 
     /// An object was deleted.
     pub fn delete(&self, obj: DynamicObject) {
         let removed = self.data.write().expect("store lock").remove(&key_of(&obj));
-        let _ = self
-            .events
-            .send(KindEvent::Deleted(removed.unwrap_or_else(|| Arc::new(obj))));
+        let _ = self.events.send(KindEvent::Deleted(
+            removed.unwrap_or_else(|| Arc::new(CachedObject::new(obj, &self.resource))),
+        ));
     }
 
     /// A (re)list begins: objects arrive with [`relist_apply`](Self::relist_apply) and replace the
@@ -229,9 +221,11 @@ impl KindStore {
     }
 
     pub fn relist_apply(&self, obj: DynamicObject) {
-        let obj = Arc::new(slim(obj));
+        let obj = Arc::new(CachedObject::new(obj, &self.resource));
         let mut relist = self.relist.lock().expect("relist lock");
-        relist.get_or_insert_with(Data::default).insert(key_of(&obj), obj);
+        relist
+            .get_or_insert_with(Data::default)
+            .insert(key_of(obj.as_ref()), obj);
     }
 
     /// The relist is complete: the store holds exactly what it listed. Subscribers get an
@@ -279,24 +273,8 @@ impl KindStore {
     }
 }
 
-/// Field managers of the host start with this (`wasmop/<plugin>`).
-const HOST_MANAGER_PREFIX: &str = "wasmop/";
-
-/// What the engine keeps of an object: all of it but the `managedFields` entries of other managers,
-/// which nothing reads (plugins get none, and planning reads only the plugin's own entry) and which
-/// are often the largest part of an object.
-fn slim(mut obj: DynamicObject) -> DynamicObject {
-    if let Some(fields) = &mut obj.metadata.managed_fields {
-        fields.retain(|m| m.manager.as_deref().is_some_and(|m| m.starts_with(HOST_MANAGER_PREFIX)));
-        if fields.is_empty() {
-            obj.metadata.managed_fields = None;
-        }
-    }
-    obj
-}
-
 /// Labels as the selector matcher reads them.
-pub fn labels_json(o: &DynamicObject) -> Option<serde_json::Map<String, Value>> {
+pub fn labels_json(o: &CachedObject) -> Option<serde_json::Map<String, Value>> {
     o.metadata.labels.as_ref().map(|l| {
         l.iter()
             .map(|(k, v)| (k.clone(), Value::String(v.clone())))
@@ -366,18 +344,29 @@ mod tests {
         let s = store();
         let mut o = cm("a", "x", None, "1");
         o.metadata.managed_fields = Some(
-            ["kubectl-client-side-apply", "wasmop/pdb-guard", "kube-controller-manager"]
-                .iter()
-                .map(|m| serde_json::from_value(json!({"manager": m, "operation": "Apply"})).unwrap())
-                .collect(),
+            [
+                "kubectl-client-side-apply",
+                "wasmop/pdb-guard",
+                "kube-controller-manager",
+            ]
+            .iter()
+            .map(|m| serde_json::from_value(json!({"manager": m, "operation": "Apply"})).unwrap())
+            .collect(),
         );
         s.apply(o);
-        let kept = s.get(Some("a"), "x").unwrap().metadata.managed_fields.clone().unwrap();
+        let kept = s
+            .get(Some("a"), "x")
+            .unwrap()
+            .metadata
+            .managed_fields
+            .clone()
+            .unwrap();
         let managers: Vec<_> = kept.iter().filter_map(|m| m.manager.as_deref()).collect();
         assert_eq!(managers, ["wasmop/pdb-guard"]);
         let mut o = cm("a", "y", None, "1");
-        o.metadata.managed_fields =
-            Some(vec![serde_json::from_value(json!({"manager": "kubectl", "operation": "Update"})).unwrap()]);
+        o.metadata.managed_fields = Some(vec![
+            serde_json::from_value(json!({"manager": "kubectl", "operation": "Update"})).unwrap(),
+        ]);
         s.relist_start();
         s.relist_apply(o);
         s.relist_done();

@@ -24,8 +24,9 @@ use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Mutex;
 
-use kube::api::DynamicObject;
 use wasmop_contract::{Desired, Gvk, ObjectKey, ObjectRef};
+
+use crate::object::CachedObject;
 
 /// The identity of a snapshot's content (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +37,7 @@ pub(crate) struct Fingerprint(u64);
 pub(crate) struct FingerprintBuilder(DefaultHasher);
 
 impl FingerprintBuilder {
-    pub(crate) fn object(&mut self, obj: &DynamicObject) {
+    pub(crate) fn object(&mut self, obj: &CachedObject) {
         obj.metadata.uid.hash(&mut self.0);
         obj.metadata.resource_version.hash(&mut self.0);
     }
@@ -75,7 +76,10 @@ impl Memo {
         read_cache: bool,
     ) {
         let mut entries = self.entries.lock().expect("memo lock");
-        if read_cache || desired.requeue_after_seconds.is_some() || !visible_in_snapshot(key, primary, desired) {
+        if read_cache
+            || desired.requeue_after_seconds.is_some()
+            || !visible_in_snapshot(key, primary, desired)
+        {
             entries.remove(key);
             return;
         }
@@ -106,10 +110,11 @@ mod tests {
     use serde_json::json;
     use wasmop_contract::{Patch, PatchType};
 
-    fn obj(uid: &str, rv: &str) -> DynamicObject {
-        serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": uid, "uid": uid, "resourceVersion": rv}}))
-        .unwrap()
+    fn obj(uid: &str, rv: &str) -> CachedObject {
+        let store = crate::store::KindStore::for_kind(&Gvk::new("", "v1", "ConfigMap"), true);
+        let o = serde_json::from_value(json!({"metadata": {"name": uid, "uid": uid, "resourceVersion": rv}}))
+            .unwrap();
+        CachedObject::new(o, &store.resource)
     }
 
     fn fp(parts: &[&[(&str, &str)]]) -> Fingerprint {
@@ -148,7 +153,13 @@ mod tests {
         memo.remember(&key, &primary, f, &Desired::new(), true);
         assert!(!memo.hit(&key, f));
         // It asked to be called again.
-        memo.remember(&key, &primary, f, &Desired::new().requeue_after_seconds(30), false);
+        memo.remember(
+            &key,
+            &primary,
+            f,
+            &Desired::new().requeue_after_seconds(30),
+            false,
+        );
         assert!(!memo.hit(&key, f));
 
         // A patch of the primary object shows in its next version; one of another object does not.

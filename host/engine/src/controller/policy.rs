@@ -8,8 +8,8 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use crate::object::CachedObject;
 use kube::ResourceExt;
-use kube::api::DynamicObject;
 use wasmop_contract::{EventType, ObjectKey, Reason, ReconcileFailure};
 
 use super::{Controller, Forbidden};
@@ -23,7 +23,7 @@ const CONFLICT_RETRY: Duration = Duration::from_millis(50);
 impl Controller {
     /// Whether `key` is parked at the object's current version (skip it); a changed object
     /// un-parks it.
-    pub(super) fn is_parked(&self, key: &ObjectKey, object: &DynamicObject) -> bool {
+    pub(super) fn is_parked(&self, key: &ObjectKey, object: &CachedObject) -> bool {
         let mut parked = self.parked.lock().expect("parked lock");
         match parked.get(key) {
             Some(rv) if *rv == object.resource_version() => true,
@@ -61,7 +61,7 @@ impl Controller {
     pub(super) async fn reconcile_failed(
         &self,
         key: &ObjectKey,
-        object: &DynamicObject,
+        object: &CachedObject,
         failure: ReconcileFailure,
     ) {
         self.stats.failures.fetch_add(1, Ordering::Relaxed);
@@ -73,7 +73,7 @@ impl Controller {
         }
     }
 
-    pub(super) async fn write_failed(&self, key: &ObjectKey, object: &DynamicObject, error: WriteError) {
+    pub(super) async fn write_failed(&self, key: &ObjectKey, object: &CachedObject, error: WriteError) {
         self.stats.failures.fetch_add(1, Ordering::Relaxed);
         if let WriteError::Api {
             what,
@@ -132,7 +132,7 @@ impl Controller {
         self.queue.add(key.clone(), Reason::Retry, delay);
     }
 
-    async fn park(&self, key: &ObjectKey, object: &DynamicObject, reason: &str, message: &str) {
+    async fn park(&self, key: &ObjectKey, object: &CachedObject, reason: &str, message: &str) {
         tracing::warn!(plugin = %self.meta.name, object = %key, error = %message,
             "reconcile failed permanently; not retried until the object or the plugin changes");
         self.backoff.lock().expect("backoff lock").reset(key);

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::ResourceExt;
-use kube::api::DynamicObject;
 use wasmop_contract::{Desired, EventType, ObjectKey, Reason, ReconcileFailure};
 
 use super::Controller;
 use crate::cache::PluginCache;
+use crate::object::CachedObject;
 use crate::plan::{self, Context};
 use crate::store::KindStore;
 use crate::writer::Write;
@@ -123,14 +123,14 @@ impl Controller {
         Outcome::Success
     }
 
-    async fn record_events(&self, primary: &KindStore, object: &DynamicObject, desired: &Desired) {
+    async fn record_events(&self, primary: &KindStore, object: &Arc<CachedObject>, desired: &Desired) {
         for e in &desired.events {
             let regarding = match &e.regarding {
                 None => Some((object.clone(), primary.resource.clone())),
                 Some(r) => self.cache.get(&r.kind).and_then(|store| {
                     store
                         .get(r.namespace.as_deref(), &r.name)
-                        .map(|o| ((*o).clone(), store.resource.clone()))
+                        .map(|o| (o, store.resource.clone()))
                 }),
             };
             if let Some((obj, resource)) = regarding {
@@ -141,7 +141,7 @@ impl Controller {
     }
 
     /// Publishes an event about the primary object `obj`.
-    pub(super) async fn publish(&self, obj: &DynamicObject, type_: EventType, reason: &str, message: &str) {
+    pub(super) async fn publish(&self, obj: &CachedObject, type_: EventType, reason: &str, message: &str) {
         let resource = self.primary().resource.clone();
         self.publish_about(obj, &resource, type_, reason, message).await;
     }
@@ -149,7 +149,7 @@ impl Controller {
     /// Publishes an event unless the same one was recorded for the object recently.
     async fn publish_about(
         &self,
-        obj: &DynamicObject,
+        obj: &CachedObject,
         resource: &kube::api::ApiResource,
         event_type: EventType,
         reason: &str,

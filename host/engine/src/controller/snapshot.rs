@@ -9,22 +9,21 @@
 use std::sync::Arc;
 
 use kube::ResourceExt;
-use kube::api::DynamicObject;
 use wasmop_apimachinery::selector::LabelSelector;
 use wasmop_contract::{LookupResult, Reason, Snapshot};
 
 use super::Controller;
 use super::memo::{Fingerprint, FingerprintBuilder};
-use crate::cache::strip;
+use crate::object::CachedObject;
 use crate::plan::Context;
 use crate::store::KindStore;
 
 /// Objects of one store.
-type Found = (Arc<KindStore>, Vec<Arc<DynamicObject>>);
+type Found = (Arc<KindStore>, Vec<Arc<CachedObject>>);
 
 /// The cached objects a snapshot is made of, in snapshot order.
 pub(super) struct Inputs {
-    children: Vec<(Arc<KindStore>, Arc<DynamicObject>)>,
+    children: Vec<(Arc<KindStore>, Arc<CachedObject>)>,
     /// Per declared lookup, its store (if watched) and matching objects.
     lookups: Vec<Option<Found>>,
 }
@@ -58,7 +57,7 @@ impl Controller {
 
 impl Inputs {
     /// The identity of the snapshot these inputs make, with `object` as the primary object.
-    pub(super) fn fingerprint(&self, object: &DynamicObject) -> Fingerprint {
+    pub(super) fn fingerprint(&self, object: &CachedObject) -> Fingerprint {
         let mut f = FingerprintBuilder::default();
         f.object(object);
         f.part();
@@ -75,12 +74,14 @@ impl Inputs {
     }
 
     /// The snapshot itself: every object as JSON.
-    pub(super) fn snapshot(&self, cx: &Context<'_>, controller: &Controller, reason: Reason, attempt: u32) -> Snapshot {
-        let children = self
-            .children
-            .iter()
-            .map(|(store, o)| strip(store.to_json(o)))
-            .collect();
+    pub(super) fn snapshot(
+        &self,
+        cx: &Context<'_>,
+        controller: &Controller,
+        reason: Reason,
+        attempt: u32,
+    ) -> Snapshot {
+        let children = self.children.iter().map(|(_, o)| o.to_value()).collect();
         let lookups = controller
             .meta
             .lookups
@@ -90,12 +91,12 @@ impl Inputs {
                 lookup: l.clone(),
                 objects: found
                     .iter()
-                    .flat_map(|(store, objects)| objects.iter().map(|o| strip(store.to_json(o))))
+                    .flat_map(|(_, objects)| objects.iter().map(|o| o.to_value()))
                     .collect(),
             })
             .collect();
         Snapshot {
-            object: strip(cx.primary.to_json(cx.object)),
+            object: cx.object.to_value(),
             children,
             lookups,
             reason,

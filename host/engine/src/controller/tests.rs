@@ -604,14 +604,20 @@ async fn a_standby_reconciles_nothing_and_a_new_leader_everything_once() {
 #[tokio::test(start_paused = true)]
 async fn a_resync_of_unchanged_objects_calls_nothing_and_a_change_calls_again() {
     let s = Setup::new().synced(vec![cm("a", "x", 1), cm("a", "y", 1)]);
-    let plugin = Arc::new(FakePlugin::new(Metadata::new("p", "1", cm_gvk()), |_| Ok(Desired::default())));
+    let plugin = Arc::new(FakePlugin::new(Metadata::new("p", "1", cm_gvk()), |_| {
+        Ok(Desired::default())
+    }));
     let c = s.controller(plugin.clone());
     advance(Duration::from_secs(1)).await;
     assert_eq!(plugin.calls().len(), 2);
 
     assert_eq!(c.resync(), 2);
     advance(Duration::from_secs(1)).await;
-    assert_eq!(plugin.calls().len(), 2, "the same snapshots: answered from the result cache");
+    assert_eq!(
+        plugin.calls().len(),
+        2,
+        "the same snapshots: answered from the result cache"
+    );
     assert_eq!(c.stats().unchanged, 2);
     assert!(s.writer.writes().is_empty());
 
@@ -635,7 +641,8 @@ async fn answers_the_snapshot_does_not_show_are_not_cached() {
     s.cache.add(secrets);
     // Deleting another object: whether it came back is not in the snapshot.
     let plugin = Arc::new(FakePlugin::new(
-        Metadata::new("p", "1", cm_gvk()).writes(Gvk::new("", "v1", "Secret"), &[wasmop_contract::Verb::Delete]),
+        Metadata::new("p", "1", cm_gvk())
+            .writes(Gvk::new("", "v1", "Secret"), &[wasmop_contract::Verb::Delete]),
         |_| {
             let mut d = Desired::default();
             d.deletions.push(wasmop_contract::ObjectRef::new(
@@ -655,7 +662,9 @@ async fn answers_the_snapshot_does_not_show_are_not_cached() {
     c.stop().await;
 
     // A plugin whose settings turn the result cache off is always called.
-    let plugin = Arc::new(FakePlugin::new(Metadata::new("p", "1", cm_gvk()), |_| Ok(Desired::default())));
+    let plugin = Arc::new(FakePlugin::new(Metadata::new("p", "1", cm_gvk()), |_| {
+        Ok(Desired::default())
+    }));
     let c = Controller::new(
         plugin.clone(),
         PluginSettings {

@@ -9,13 +9,13 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use kube::ResourceExt;
-use kube::api::DynamicObject;
 use tokio::sync::broadcast::error::RecvError;
 use wasmop_apimachinery::selector::LabelSelector;
 use wasmop_contract::{ObjectKey, Reason, Trigger};
 
 use super::Controller;
-use crate::cache::{PluginCache, lookup_matches, strip};
+use crate::cache::{PluginCache, lookup_matches};
+use crate::object::CachedObject;
 use crate::plan::{OWNER_ANNOTATION, PLUGIN_LABEL};
 use crate::store::{KindEvent, KindStore};
 
@@ -30,7 +30,9 @@ struct Roles {
 impl Controller {
     /// Queues every object of the primary kind; returns how many.
     pub(super) fn enqueue_all(&self, reason: Reason) -> usize {
-        let Some(primary) = self.primary.get() else { return 0 };
+        let Some(primary) = self.primary.get() else {
+            return 0;
+        };
         let mut queued = 0;
         for (ns, name) in primary.keys() {
             let ns = (!ns.is_empty()).then_some(ns.as_str());
@@ -131,7 +133,7 @@ impl Controller {
 
     /// The owner key of a child: by controller owner reference, else by the host's annotation on
     /// children this plugin made.
-    fn owner_of(&self, child: &DynamicObject) -> Option<ObjectKey> {
+    fn owner_of(&self, child: &CachedObject) -> Option<ObjectKey> {
         let primary = self.primary.get()?;
         if let Some(r) = child
             .owner_references()
@@ -153,10 +155,10 @@ impl Controller {
     }
 
     /// Asks the plugin which primary objects a changed lookup object concerns, and enqueues them.
-    async fn map(&self, lookup: u32, store: &KindStore, obj: &DynamicObject, deleted: bool) {
+    async fn map(&self, lookup: u32, store: &KindStore, obj: &CachedObject, deleted: bool) {
         let trigger = Trigger {
             lookup,
-            object: strip(store.to_json(obj)),
+            object: obj.to_value(),
             deleted,
         };
         let cache = Arc::new(PluginCache::new(self.cache.clone(), self.meta.clone()));
