@@ -124,7 +124,7 @@ fn artifact(messages: &str) -> Option<PathBuf> {
                 f.ends_with(".wasm").then(|| PathBuf::from(f))
             })
         })
-        .last()
+        .next_back()
 }
 
 #[cfg(test)]
