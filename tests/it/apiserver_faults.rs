@@ -463,7 +463,8 @@ async fn watches_beyond_the_per_client_limit_are_429_and_others_keep_watching() 
         async move { (n == 0).then_some(()) }
     })
     .await;
-    cms.watch(&WatchParams::default(), "0")
+    let _again = cms
+        .watch(&WatchParams::default(), "0")
         .await
         .expect("a watch once the others closed");
     t.server.shutdown().await;
@@ -495,6 +496,9 @@ impl Child {
     }
 }
 
+/// The last step of a writer the server acknowledged, with its resourceVersion.
+type Acked = std::sync::Mutex<Option<(u64, u64)>>;
+
 /// What writer `w` stores at step `n`: a payload that says which step it is, so a half-written
 /// object (or one mixing two steps) shows.
 fn step_data(w: usize, n: u64) -> std::collections::BTreeMap<String, String> {
@@ -511,7 +515,7 @@ async fn sigkill_during_100_concurrent_writers_loses_no_acknowledged_write() {
     let child = Child::start(dir.path()).await;
     // Each writer creates its ConfigMap, then replaces it with step 1, 2, 3… and records the last
     // step the server acknowledged (and its resourceVersion) until the server dies under it.
-    let acked: std::sync::Arc<Vec<std::sync::Mutex<Option<(u64, u64)>>>> =
+    let acked: std::sync::Arc<Vec<Acked>> =
         std::sync::Arc::new((0..WRITERS).map(|_| std::sync::Mutex::new(None)).collect());
     let total = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut writers = Vec::new();

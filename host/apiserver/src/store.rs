@@ -44,11 +44,11 @@ pub enum StoreError {
     #[error(
         "the store {path} is damaged and was not opened ({source}); nothing was changed in it. Restore it from a backup or move it aside to start empty (docs/reliability.md, \"Embedded API server data\")"
     )]
-    Damaged { path: String, source: redb::Error },
+    Damaged { path: String, source: Box<redb::Error> },
     #[error("writing the store {path}: {source}")]
-    Write { path: String, source: redb::Error },
+    Write { path: String, source: Box<redb::Error> },
     #[error("reading the store {path}: {source}")]
-    Read { path: String, source: redb::Error },
+    Read { path: String, source: Box<redb::Error> },
     #[error(
         "corrupt store entry {key} in {path}: {source}; the server will not start on it (docs/reliability.md, \"Embedded API server data\")"
     )]
@@ -75,10 +75,10 @@ impl StoreError {
                 std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
             )
         };
-        if let redb::Error::Io(io) = source {
+        if let redb::Error::Io(io) = &**source {
             return full(io);
         }
-        let mut err: Option<&(dyn std::error::Error + 'static)> = Some(source);
+        let mut err: Option<&(dyn std::error::Error + 'static)> = Some(&**source);
         while let Some(e) = err {
             if let Some(io) = e.downcast_ref::<std::io::Error>()
                 && full(io)
@@ -254,7 +254,7 @@ fn open_db(path: &Path) -> Result<Database, StoreError> {
             redb::DatabaseError::Storage(_) | redb::DatabaseError::UpgradeRequired(_) => {
                 StoreError::Damaged {
                     path: shown.clone(),
-                    source: e.into(),
+                    source: Box::new(e.into()),
                 }
             }
             other => StoreError::Open {
@@ -264,7 +264,7 @@ fn open_db(path: &Path) -> Result<Database, StoreError> {
         })?;
     let write = |source: redb::Error| StoreError::Write {
         path: shown.clone(),
-        source,
+        source: Box::new(source),
     };
     // Make sure every table exists so read transactions can open them.
     let txn = db.begin_write().map_err(|e| write(e.into()))?;
@@ -280,7 +280,7 @@ fn load(db: &Database, path: &Path) -> Result<State, StoreError> {
     let shown = || path.display().to_string();
     let read = |source: redb::Error| StoreError::Read {
         path: shown(),
-        source,
+        source: Box::new(source),
     };
     let corrupt = |key: String, source| StoreError::Corrupt {
         path: shown(),
@@ -554,7 +554,7 @@ impl Store {
 fn commit(db: &Database, path: &Path, key: &Key, event: &Event, trim_oldest: bool) -> Result<(), StoreError> {
     let write = |source: redb::Error| StoreError::Write {
         path: path.display().to_string(),
-        source,
+        source: Box::new(source),
     };
     let mut txn = db.begin_write().map_err(|e| write(e.into()))?;
     txn.set_two_phase_commit(true);
