@@ -105,10 +105,12 @@ chmod 0644 "$plugins/$stamp/pdb-guard.wasm"
 ln -s "$stamp" "$plugins/..data"
 ln -s ..data/pdb-guard.wasm "$plugins/pdb-guard.wasm"
 
-# The emptyDir for compiled plugins, owned by the pod's fsGroup.
+# The emptyDir for compiled plugins, as the kubelet makes it: owned by root, group the pod's
+# fsGroup, world-writable (0777 plus setgid); the host keeps its cache in /cache/wasmop, its own.
 cache="$work/cache"
 mkdir -p "$cache"
-chown "$uid:$uid" "$cache"
+chown "0:$uid" "$cache"
+chmod 2777 "$cache"
 
 # The objects pdb-guard reconciles.
 kubectl create namespace demo >/dev/null
@@ -130,7 +132,7 @@ env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin unshare --mount --pid --fork --kill-ch
   mount --bind "$cache" "$rootfs/cache"
   chroot=$(command -v chroot)
   exec env -i "$@" "$chroot" --userspec="$uid:$uid" "$rootfs" /wasmop run \
-    --plugins=/plugins --cache-dir=/cache --status-addr="127.0.0.1:$status_port" $leader_elect
+    --plugins=/plugins --cache-dir=/cache/wasmop --status-addr="127.0.0.1:$status_port" $leader_elect
 ' check "$rootfs" "$sa" "$plugins" "$cache" "$uid" "$status_port" "$leader_elect" \
   KUBERNETES_SERVICE_HOST=127.0.0.1 KUBERNETES_SERVICE_PORT="$port" POD_NAME=wasmop-check \
   WASMOP_LOG=info >"$work/host.log" 2>&1 &
@@ -157,9 +159,11 @@ fi
 # The generated RBAC was enough: nothing was forbidden.
 if grep -qi 'forbidden' "$work/host.log"; then fail "the host was refused something (403)"; fi
 
-# Compiled plugins went to /cache, as the pod's user.
-[ -n "$(find "$cache" -type f -print -quit)" ] || fail "nothing was cached in /cache"
-[ -z "$(find "$cache" ! -user "$uid" -print -quit)" ] || fail "files in /cache not owned by $uid"
+# Compiled plugins went to /cache/wasmop, as the pod's user, private to it (0700, key 0600).
+[ -n "$(find "$cache/wasmop" -name '*.cwasm' -type f -print -quit)" ] || fail "nothing was cached in /cache/wasmop"
+[ -z "$(find "$cache" -mindepth 1 ! -user "$uid" -print -quit)" ] || fail "files in /cache not owned by $uid"
+[ "$(stat -c %a "$cache/wasmop")" = 700 ] || fail "/cache/wasmop is not mode 0700"
+[ "$(stat -c %a "$cache/wasmop/key")" = 600 ] || fail "/cache/wasmop/key is not mode 0600"
 "$rootfs/wasmop" plugins --status-addr "127.0.0.1:$status_port" || fail "the status endpoint did not answer"
 
 # A kubelet stops a container with SIGTERM: the host (the child of unshare) exits 0 within the

@@ -167,6 +167,7 @@ pub fn host_args() -> wasmop::HostArgs {
         cache: wasmop::cli::CacheArgs {
             cache_dir: None,
             no_cache: false,
+            instance_pool: 0,
         },
         status: wasmop::cli::StatusArgs {
             status_addr: "127.0.0.1:0".parse().expect("address"),

@@ -18,10 +18,15 @@ use crate::plugin::{Outcome, Plugin, PluginLimits, World, bounded, classify};
 /// How the engine is set up; one per process is usual ([`Runtime::shared`]).
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
-    /// Plugin instances that can exist at once, across all plugins: one per running reconcile and
-    /// one per plugin being loaded. Past it a reconcile fails with a retryable error. Each slot
-    /// reserves (but does not commit) address space for its linear memories.
+    /// With [`pooling`](Self::pooling): plugin instances that can exist at once, across all
+    /// plugins (one per running reconcile, one per plugin being loaded); past it a reconcile fails
+    /// with a retryable error. Each slot reserves (but does not commit) address space for its
+    /// linear memories, about 8 GiB. Unused by the on-demand allocator.
     pub max_instances: u32,
+    /// Pre-reserve `max_instances` instance slots (wasmtime's pooling allocator) instead of mapping
+    /// each instance's memories and stack when it is created and unmapping them when it is dropped
+    /// (the on-demand allocator, the default: nothing is reserved while no reconcile runs).
+    pub pooling: bool,
     /// How often the epoch advances: the granularity of deadlines, and how often a running guest
     /// yields to the async executor.
     pub epoch_tick: Duration,
@@ -35,7 +40,8 @@ pub struct RuntimeConfig {
 impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
-            max_instances: 128,
+            max_instances: 16,
+            pooling: false,
             epoch_tick: Duration::from_millis(10),
             cache_dir: None,
         }
@@ -81,8 +87,13 @@ impl Runtime {
         let mut wasm = wasmtime::Config::new();
         wasm.wasm_component_model(true)
             .epoch_interruption(true)
+            // Cranelift compiles a component's functions on every core (rayon).
             .parallel_compilation(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+            .allocation_strategy(if config.pooling {
+                InstanceAllocationStrategy::Pooling(pool)
+            } else {
+                InstanceAllocationStrategy::OnDemand
+            });
         // A refused cache directory does not stop the host: compiling every time costs start-up
         // time only, while refusing to start would let whoever planted the directory deny service.
         let (cache, cache_error) = match config.cache_dir.as_deref().map(ArtifactCache::open) {

@@ -108,6 +108,12 @@ pub struct CacheArgs {
     /// Compile every plugin on every load.
     #[arg(long, env = "WASMOP_NO_CACHE")]
     pub no_cache: bool,
+    /// Plugin instances to reserve up front (wasmtime's pooling allocator: a little faster to
+    /// instantiate, about 8 GiB of address space per slot; past it a reconcile is retried). Size it
+    /// as the sum of the plugins' concurrency plus one per plugin. 0: map each instance's memory
+    /// when a call starts and unmap it when it ends (nothing reserved while idle).
+    #[arg(long, env = "WASMOP_INSTANCE_POOL", default_value_t = 0)]
+    pub instance_pool: u32,
 }
 
 impl CacheArgs {
