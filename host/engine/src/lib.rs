@@ -26,7 +26,6 @@ use std::time::Duration;
 
 use kube::Client;
 use kube::ResourceExt;
-use kube::runtime::events::{Recorder, Reporter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -106,7 +105,6 @@ pub struct Engine {
     config: EngineConfig,
     caches: Arc<Caches>,
     limiter: Arc<ratelimit::TokenBucket>,
-    recorder: Recorder,
     controllers: tokio::sync::Mutex<HashMap<String, Arc<Controller>>>,
     gate: Arc<Gate>,
     metrics: Metrics,
@@ -120,15 +118,10 @@ impl std::fmt::Debug for Engine {
 
 impl Engine {
     pub fn new(client: Client, config: EngineConfig) -> Engine {
-        let reporter = Reporter {
-            controller: "wasmop".into(),
-            instance: None,
-        };
         let metrics = Metrics::default();
         Engine {
             caches: Arc::new(Caches::new(client.clone(), metrics.clone())),
             limiter: Arc::new(ratelimit::TokenBucket::new(config.rate_limit)),
-            recorder: Recorder::new(client.clone(), reporter),
             client,
             config,
             controllers: tokio::sync::Mutex::new(HashMap::new()),
@@ -197,7 +190,6 @@ impl Engine {
         let writer = KubeWriter::new(
             self.client.clone(),
             self.limiter.clone(),
-            self.recorder.clone(),
             plugin.metadata().field_manager(),
             self.gate.clone(),
             self.metrics.clone(),

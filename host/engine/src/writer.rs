@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::Client;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
-use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType, Recorder};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use wasmop_contract::{BoxFuture, EventType, PatchType};
 
@@ -182,7 +183,6 @@ pub trait Writer: Send + Sync + 'static {
 pub struct KubeWriter {
     client: Client,
     limiter: Arc<TokenBucket>,
-    recorder: Recorder,
     manager: String,
     gate: Arc<Gate>,
     metrics: Metrics,
@@ -194,7 +194,6 @@ impl KubeWriter {
     pub fn new(
         client: Client,
         limiter: Arc<TokenBucket>,
-        recorder: Recorder,
         manager: String,
         gate: Arc<Gate>,
         metrics: Metrics,
@@ -203,7 +202,6 @@ impl KubeWriter {
         KubeWriter {
             client,
             limiter,
-            recorder,
             manager,
             gate,
             metrics,
@@ -296,21 +294,60 @@ impl KubeWriter {
                 reason,
                 message,
             } => {
-                let event = KubeEvent {
-                    type_: match event_type {
-                        EventType::Normal => KubeEventType::Normal,
-                        EventType::Warning => KubeEventType::Warning,
-                    },
-                    reason: reason.clone(),
-                    note: Some(message.clone()),
-                    action: reason.clone(),
-                    secondary: None,
-                };
-                self.recorder.publish(&event, regarding).await
+                let event = event_object(regarding, *event_type, reason, message);
+                let ns = regarding.namespace.as_deref().unwrap_or("default");
+                Api::<events::v1::Event>::namespaced(self.client.clone(), ns)
+                    .create(&PostParams::default(), &event)
+                    .await
+                    .map(drop)
             }
         }
     }
 }
+
+/// An `events.k8s.io/v1` Event about `regarding`, as kube-runtime's `Recorder` writes a new one.
+///
+/// The engine does not use the `Recorder` itself: it keeps every event it published for six
+/// minutes (to count repeats as a series) and scans them all on every publish, which costs memory
+/// and time per event at thousands of objects; the engine already records an identical event about
+/// the same object only once in ten minutes.
+fn event_object(
+    regarding: &ObjectReference,
+    event_type: EventType,
+    reason: &str,
+    note: &str,
+) -> events::v1::Event {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    events::v1::Event {
+        metadata: ObjectMeta {
+            namespace: regarding.namespace.clone(),
+            name: Some(format!(
+                "{}.{:x}",
+                regarding.name.as_deref().unwrap_or(REPORTER),
+                now.as_nanosecond()
+            )),
+            ..Default::default()
+        },
+        action: Some(reason.to_string()),
+        reason: Some(reason.to_string()),
+        note: Some(note.to_string()),
+        event_time: Some(MicroTime(now)),
+        regarding: Some(regarding.clone()),
+        reporting_controller: Some(REPORTER.to_string()),
+        reporting_instance: Some(REPORTER.to_string()),
+        type_: Some(
+            match event_type {
+                EventType::Normal => "Normal",
+                EventType::Warning => "Warning",
+            }
+            .to_string(),
+        ),
+        ..Default::default()
+    }
+}
+
+/// The `reportingController` of the host's events.
+const REPORTER: &str = "wasmop";
 
 impl Writer for KubeWriter {
     fn write<'a>(&'a self, write: &'a Write) -> BoxFuture<'a, Result<(), WriteError>> {
@@ -387,15 +424,10 @@ mod tests {
         let client = Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap();
         let gate = Arc::new(Gate::default());
         gate.set(false);
-        let reporter = kube::runtime::events::Reporter {
-            controller: "test".into(),
-            instance: None,
-        };
         let metrics = Metrics::default();
         let writer = KubeWriter::new(
             client.clone(),
             Arc::new(TokenBucket::new(crate::RateLimitConfig::default())),
-            Recorder::new(client, reporter),
             "wasmop/p".into(),
             gate,
             metrics.clone(),

@@ -127,7 +127,7 @@ pub struct Controller {
     /// The last forbidden write, until a write succeeds.
     forbidden: Mutex<Option<Forbidden>>,
     /// Recently recorded events, so a steady state records nothing new.
-    recorded: Mutex<HashMap<(String, String, String), tokio::time::Instant>>,
+    recorded: Mutex<reconcile::Recorded>,
     state: tokio::sync::watch::Sender<PluginState>,
     primary: OnceLock<Arc<KindStore>>,
     /// Whether changes of triggering lookups are mapped yet: not during the first lists, which the
@@ -173,7 +173,7 @@ impl Controller {
             memo: memo::Memo::default(),
             stats: Stats::default(),
             forbidden: Mutex::new(None),
-            recorded: Mutex::new(HashMap::new()),
+            recorded: Mutex::default(),
             state: tokio::sync::watch::channel(PluginState::Starting {
                 reason: "starting".into(),
             })

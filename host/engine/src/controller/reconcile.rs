@@ -2,6 +2,7 @@
 //! the snapshot (or the result cache's answer for a snapshot already answered), the plugin call, the
 //! plan, the writes in order, then the plugin's events, and the outcome handed to the error policy.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -19,6 +20,33 @@ use crate::writer::Write;
 
 /// How long an identical event about the same object is not recorded again.
 const EVENT_DEDUP: Duration = Duration::from_secs(600);
+
+/// An event about one object: its uid, reason and message.
+type EventKey = (String, String, String);
+
+/// When each recent event was recorded. Expired entries are dropped when the map has doubled since
+/// the last sweep, so that a sweep costs O(1) per event, not O(events) as on every publish.
+#[derive(Debug, Default)]
+pub(super) struct Recorded {
+    at: HashMap<EventKey, tokio::time::Instant>,
+    sweep_at: usize,
+}
+
+impl Recorded {
+    /// Whether `key` was not recorded within [`EVENT_DEDUP`] of `now`; if so it is, from now.
+    fn first_in_a_while(&mut self, key: EventKey, now: tokio::time::Instant) -> bool {
+        let fresh = |at: &tokio::time::Instant| now.duration_since(*at) < EVENT_DEDUP;
+        if self.at.get(&key).is_some_and(fresh) {
+            return false;
+        }
+        if self.at.len() >= self.sweep_at {
+            self.at.retain(|_, at| fresh(at));
+            self.sweep_at = (self.at.len() * 2).max(1024);
+        }
+        self.at.insert(key, now);
+        true
+    }
+}
 
 /// How one reconcile ended, for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,12 +190,9 @@ impl Controller {
         );
         {
             let mut recorded = self.recorded.lock().expect("events lock");
-            let now = tokio::time::Instant::now();
-            recorded.retain(|_, at| now.duration_since(*at) < EVENT_DEDUP);
-            if recorded.contains_key(&dedup_key) {
+            if !recorded.first_in_a_while(dedup_key, tokio::time::Instant::now()) {
                 return;
             }
-            recorded.insert(dedup_key, now);
         }
         let write = Write::Event {
             regarding: ObjectReference {
@@ -189,5 +214,29 @@ impl Controller {
             }
             Err(e) => tracing::warn!(plugin = %self.meta.name, error = %e, "recording an event failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_is_recorded_again_only_after_the_dedup_period_and_old_ones_are_swept() {
+        let mut r = Recorded::default();
+        let t0 = tokio::time::Instant::now();
+        let key = |i: usize| (format!("uid-{i}"), "Created".to_string(), "m".to_string());
+        assert!(r.first_in_a_while(key(0), t0));
+        assert!(!r.first_in_a_while(key(0), t0 + Duration::from_secs(1)));
+        assert!(r.first_in_a_while(key(0), t0 + EVENT_DEDUP));
+        // Thousands of events later than the period: the map does not keep them all.
+        let later = t0 + EVENT_DEDUP * 3;
+        for i in 1..3000 {
+            assert!(r.first_in_a_while(key(i), t0 + EVENT_DEDUP));
+        }
+        for i in 3000..6000 {
+            assert!(r.first_in_a_while(key(i), later));
+        }
+        assert!(r.at.len() < 4000, "expired events were swept: {}", r.at.len());
     }
 }
