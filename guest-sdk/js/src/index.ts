@@ -20,10 +20,12 @@
  * ```
  *
  * The last line is the component's three exports; componentize-js finds them by name.
+ * `Plugin<Deployment>` types `s.object` as the primary kind's object.
  */
 
 import { Desired } from "./desired.js";
 import { ReconcileError, WitFailure, toWitError } from "./errors.js";
+import type { KubeObject } from "./k8s.js";
 import { type ObjectKey, toWitKey } from "./kinds.js";
 import { log } from "./log.js";
 import { Metadata } from "./metadata.js";
@@ -46,14 +48,14 @@ export type { Reason } from "./wit.js";
  * triggering lookups, its map function. A plugin keeps no state between calls: the host may run
  * several instances and start a fresh one at any time.
  */
-export interface Plugin {
+export interface Plugin<T extends KubeObject = KubeObject> {
   /** The plugin's declaration, read once when the host loads it. */
   metadata(): Metadata;
   /**
    * One reconcile of one object: the state the host should make true. Throw a `ReconcileError`
    * (`retry(...)`, `permanent(...)`) when there is none; anything else thrown is a retry.
    */
-  reconcile(snapshot: Snapshot): Desired | Promise<Desired>;
+  reconcile(snapshot: Snapshot<T>): Desired | Promise<Desired>;
   /**
    * Which primary objects a change to an object of a triggering lookup concerns
    * (`trigger.lookup` is the lookup's index); each is reconciled with reason `trigger`. It may read
@@ -108,7 +110,7 @@ function keys(list: ObjectKey[]): WitObjectKey[] {
  * module componentize-js builds. The metadata is computed once, here, so that componentize-js's
  * pre-initialisation (Wizer) snapshots it with the rest of the module.
  */
-export function exportPlugin(plugin: Plugin): Exports {
+export function exportPlugin<T extends KubeObject = KubeObject>(plugin: Plugin<T>): Exports {
   const declared = plugin.metadata();
   const problems = declared.problems();
   if (problems.length > 0) throw new Error(`invalid plugin metadata: ${problems.join("; ")}`);
@@ -118,7 +120,8 @@ export function exportPlugin(plugin: Plugin): Exports {
     reconcile(raw: WitSnapshot): WitDesired | Promise<WitDesired> {
       let answer: Desired | Promise<Desired>;
       try {
-        answer = plugin.reconcile(Snapshot.fromWit(raw));
+        // The primary object is of the declared primary kind: `T` is the plugin's word for it.
+        answer = plugin.reconcile(Snapshot.fromWit(raw) as Snapshot<T>);
       } catch (e) {
         return fail("reconcile", e);
       }

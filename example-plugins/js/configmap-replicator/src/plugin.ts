@@ -53,7 +53,7 @@ function stopReplicating(current: string[], reason: string, message: string): De
   return desired;
 }
 
-const replicator: Plugin = {
+const replicator: Plugin<ConfigMap> = {
   metadata: () =>
     new Metadata("configmap-replicator", "0.1.0", kinds.ConfigMap)
       .owns(kinds.ConfigMap)
@@ -67,7 +67,7 @@ const replicator: Plugin = {
     const annotation = s.annotation(REPLICATE_TO);
     if (annotation === undefined) return stopReplicating(current, "ReplicaRemoved", "removed the copies in");
 
-    const source = s.object as ConfigMap;
+    const source = s.object;
     const ownNamespace = s.namespace ?? "";
     const wanted = wantedNamespaces(annotation, ownNamespace);
     const existing = new Set(

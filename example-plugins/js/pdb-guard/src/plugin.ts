@@ -8,11 +8,11 @@
 
 import { type Deployment, Desired, Event, Metadata, type Plugin, type PodDisruptionBudget, exportPlugin, kinds } from "@wasmop/sdk";
 
-const pdbGuard: Plugin = {
+const pdbGuard: Plugin<Deployment> = {
   metadata: () => new Metadata("pdb-guard", "0.1.0", kinds.Deployment).owns(kinds.PodDisruptionBudget),
 
   reconcile(s) {
-    const deployment = s.object as Deployment;
+    const deployment = s.object;
     // An unset replicas field means 1.
     const replicas = deployment.spec?.replicas ?? 1;
     const hadBudget = s.child(kinds.PodDisruptionBudget, s.name) !== undefined;

@@ -9,11 +9,11 @@
 
 import { type ConfigMap, Desired, Event, Metadata, type Plugin, exportPlugin, kinds } from "@wasmop/sdk";
 
-const greeter: Plugin = {
+const greeter: Plugin<ConfigMap> = {
   metadata: () => new Metadata("{{name}}", "0.1.0", kinds.ConfigMap),
 
   reconcile(s) {
-    const cm = s.object as ConfigMap;
+    const cm = s.object;
     const keys = Object.keys(cm.data ?? {}).length;
     // Only a change is news; resyncs and deletions are not greeted.
     if (s.reason !== "change") return new Desired();
