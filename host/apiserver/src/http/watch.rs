@@ -149,6 +149,24 @@ pub async fn serve(
     Ok(resp)
 }
 
+/// How long a watch waits for a client that has stopped reading (its queue of events full) before
+/// it ends the watch, as kube-apiserver ends unresponsive watchers: the client re-watches from its
+/// last resourceVersion, and the server holds no more than a full queue for that long.
+const SLOW_WATCHER: Duration = Duration::from_secs(60);
+
+/// Queues one event line; false when the client has gone or has not taken an event for `patience`
+/// while the queue was full.
+async fn send_or_give_up(
+    tx: &mpsc::Sender<Result<Bytes, Infallible>>,
+    line: Bytes,
+    patience: Duration,
+) -> bool {
+    matches!(
+        tokio::time::timeout(patience, tx.send(Ok(line))).await,
+        Ok(Ok(()))
+    )
+}
+
 struct Sender {
     tx: mpsc::Sender<Result<Bytes, Infallible>>,
     params: WatchParams,
@@ -173,7 +191,7 @@ impl Sender {
             object.clone()
         };
         let line = json_bytes(&json!({"type": type_, "object": object}), false);
-        self.tx.send(Ok(Bytes::from(line))).await.is_ok()
+        send_or_give_up(&self.tx, Bytes::from(line), SLOW_WATCHER).await
     }
 
     async fn bookmark(&mut self, revision: u64) -> bool {
@@ -302,5 +320,35 @@ async fn run(core: Arc<Core>, params: WatchParams, tx: mpsc::Sender<Result<Bytes
             _ = async { let _ = shutdown.wait_for(|s| *s).await; } => return,
             _ = s.tx.closed() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_stops_reading_is_let_go_after_the_patience() {
+        let (tx, mut rx) = mpsc::channel(2);
+        let patience = Duration::from_secs(60);
+        assert!(send_or_give_up(&tx, Bytes::from_static(b"1"), patience).await);
+        assert!(send_or_give_up(&tx, Bytes::from_static(b"2"), patience).await);
+        // Full, and nobody reads: given up after the patience, not before.
+        let started = Instant::now();
+        assert!(!send_or_give_up(&tx, Bytes::from_static(b"3"), patience).await);
+        assert_eq!(started.elapsed(), patience);
+        // A reader that takes one within the patience keeps the watch.
+        let reader = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(59)).await;
+            rx.recv().await.map(|_| rx)
+        });
+        assert!(send_or_give_up(&tx, Bytes::from_static(b"3"), patience).await);
+        let mut rx = reader.await.unwrap().expect("open");
+        // A client that has gone: at once.
+        rx.close();
+        drop(rx);
+        let started = Instant::now();
+        assert!(!send_or_give_up(&tx, Bytes::from_static(b"4"), patience).await);
+        assert_eq!(started.elapsed(), Duration::ZERO);
     }
 }
