@@ -103,9 +103,10 @@ async fn keeps_serving(client: &kube::Client, name: &str) {
         .expect("the server keeps serving writes");
     let back = cms.get(name).await.expect("the server keeps serving reads");
     assert_eq!(back.data.unwrap()["ok"], "yes");
+    // Generous: CI runs the whole binary's tests in parallel on two cores.
     assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "the server answered others within 5 s ({:?})",
+        started.elapsed() < Duration::from_secs(20),
+        "the server answered others within 20 s ({:?})",
         started.elapsed()
     );
 }
