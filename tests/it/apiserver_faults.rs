@@ -103,6 +103,10 @@ async fn keeps_serving(client: &kube::Client, name: &str) {
         .expect("the server keeps serving writes");
     let back = cms.get(name).await.expect("the server keeps serving reads");
     assert_eq!(back.data.unwrap()["ok"], "yes");
+    eprintln!(
+        "{name}: another client's create and get took {:?}",
+        started.elapsed()
+    );
     // Generous: CI runs the whole binary's tests in parallel on two cores.
     assert!(
         started.elapsed() < Duration::from_secs(20),
