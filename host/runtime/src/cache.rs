@@ -39,6 +39,12 @@ const HEADER_LEN: usize = 8 + 4 + 32 + 32 + 8;
 const MAC_LEN: usize = 32;
 const KEY_LEN: usize = 32;
 const KEY_FILE: &str = "key";
+/// Past this many bytes of artifacts, the least recently used ones are removed after a write (down
+/// to three quarters of it), so that a long-lived host whose plugins keep changing does not fill its
+/// disk (or overflow the pod's emptyDir, whose `sizeLimit` in `deploy/` is 512 MiB).
+pub const DEFAULT_MAX_BYTES: u64 = 256 << 20;
+/// Temporary files older than this were left by a process that died mid-write.
+const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// A SHA-256 digest: of a component's bytes, or of the engine's compatibility hash.
 pub type Digest = [u8; 32];
@@ -153,7 +159,11 @@ impl ArtifactCache {
     pub(crate) fn lookup(&self, engine: &Engine, engine_key: &Digest, component: &Digest) -> Lookup {
         let path = self.artifact_path(engine_key, component);
         let found = match read_regular(&path) {
-            Ok(bytes) => self.verify(&bytes, engine_key, component).map(|_| bytes),
+            Ok((file, bytes)) => {
+                // Used now: the last to be removed when the cache is trimmed.
+                let _ = file.set_modified(std::time::SystemTime::now());
+                self.verify(&bytes, engine_key, component).map(|_| bytes)
+            }
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 self.misses.fetch_add(1, Ordering::Relaxed);
                 return Lookup::Missing;
@@ -227,6 +237,8 @@ impl ArtifactCache {
         let result = self.write_atomically(&path, &self.seal(engine_key, component, payload));
         if result.is_err() {
             self.write_errors.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.trim(DEFAULT_MAX_BYTES, &path);
         }
         result.map(|()| path)
     }
@@ -262,6 +274,48 @@ impl ArtifactCache {
             let _ = std::fs::remove_file(&tmp);
         }
         written
+    }
+}
+
+impl ArtifactCache {
+    /// Removes the least recently used artifacts (by modification time, refreshed on every hit)
+    /// while they add up to more than `max_bytes`, down to three quarters of it, never `keep`; and
+    /// temporary files a crashed writer left. Best effort: a file that cannot be removed stays.
+    fn trim(&self, max_bytes: u64, keep: &Path) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let now = std::time::SystemTime::now();
+        let mut artifacts = Vec::new();
+        for entry in entries.flatten() {
+            let (path, Ok(meta)) = (entry.path(), entry.metadata()) else {
+                continue;
+            };
+            let modified = meta.modified().unwrap_or(now);
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                if now.duration_since(modified).unwrap_or_default() > STALE_TEMP {
+                    let _ = std::fs::remove_file(&path);
+                }
+            } else if meta.is_file() && name.ends_with(".cwasm") {
+                artifacts.push((modified, meta.len(), path));
+            }
+        }
+        let mut total: u64 = artifacts.iter().map(|a| a.1).sum();
+        if total <= max_bytes {
+            return;
+        }
+        artifacts.sort();
+        for (_, len, path) in artifacts {
+            if total <= max_bytes / 4 * 3 {
+                break;
+            }
+            if path != keep && std::fs::remove_file(&path).is_ok() {
+                tracing::info!(file = %path.display(), "compile cache: removed the least recently used artifact");
+                total -= len;
+            }
+        }
     }
 }
 
@@ -308,7 +362,7 @@ fn check_owner(path: &Path, meta: &std::fs::Metadata, forbidden: u32) -> Result<
 }
 
 /// Reads a regular file without following a symlink in its last component.
-fn read_regular(path: &Path) -> Result<Vec<u8>, std::io::Error> {
+fn read_regular(path: &Path) -> Result<(File, Vec<u8>), std::io::Error> {
     let mut f = OpenOptions::new()
         .read(true)
         .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
@@ -318,7 +372,7 @@ fn read_regular(path: &Path) -> Result<Vec<u8>, std::io::Error> {
     }
     let mut bytes = Vec::new();
     f.read_to_end(&mut bytes)?;
-    Ok(bytes)
+    Ok((f, bytes))
 }
 
 /// The installation's key: read, checked (owner, mode 0600 or stricter, length), or created.

@@ -293,3 +293,39 @@ fn an_artifact_that_cannot_be_written_is_counted_and_the_plugin_still_loads() {
         "no temporary file left"
     );
 }
+
+#[test]
+fn the_least_recently_used_artifacts_go_when_the_cache_is_over_its_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = ArtifactCache::open(dir.path()).unwrap();
+    let day = std::time::Duration::from_secs(86_400);
+    let now = std::time::SystemTime::now();
+    // Four artifacts of 100 bytes, used 4, 3, 2 and 1 days ago; a stale and a fresh temporary file.
+    let paths: Vec<PathBuf> = (0..4u8)
+        .map(|i| {
+            let p = cache.store(&[9; 32], &[i; 32], &[i; 10]).unwrap();
+            std::fs::write(&p, [0u8; 100]).unwrap();
+            let f = File::options().write(true).open(&p).unwrap();
+            f.set_modified(now - day * (4 - u32::from(i))).unwrap();
+            p
+        })
+        .collect();
+    let stale = dir.path().join(".x.cwasm.1.tmp");
+    let fresh = dir.path().join(".y.cwasm.2.tmp");
+    std::fs::write(&stale, b"partial").unwrap();
+    File::options()
+        .write(true)
+        .open(&stale)
+        .unwrap()
+        .set_modified(now - day)
+        .unwrap();
+    std::fs::write(&fresh, b"being written").unwrap();
+    // Over 300 bytes: down to 225, the oldest first, never the one just written (the oldest here).
+    cache.trim(300, &paths[0]);
+    let left: Vec<bool> = paths.iter().map(|p| p.exists()).collect();
+    assert_eq!(left, [true, false, false, true]);
+    assert!(!stale.exists() && fresh.exists());
+    // Under the limit: nothing goes.
+    cache.trim(300, &paths[0]);
+    assert!(paths[3].exists() && paths[0].exists());
+}
