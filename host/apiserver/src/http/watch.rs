@@ -132,13 +132,13 @@ pub async fn serve(
         include_object: q.get("includeObject").map(String::from),
         meta: ctx.format.meta,
     };
-    let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(256);
+    let (queue, stream) = queue(QUEUE_EVENTS, QUEUE_BYTES as u32);
     let core = ctx.core.clone();
     tokio::spawn(async move {
-        run(core, params, tx).await;
+        run(core, params, queue).await;
         drop(permit);
     });
-    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let body = Body::from_stream(stream);
     let mut resp = Response::new(body);
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -154,21 +154,64 @@ pub async fn serve(
 /// last resourceVersion, and the server holds no more than a full queue for that long.
 const SLOW_WATCHER: Duration = Duration::from_secs(60);
 
-/// Queues one event line; false when the client has gone or has not taken an event for `patience`
-/// while the queue was full.
-async fn send_or_give_up(
-    tx: &mpsc::Sender<Result<Bytes, Infallible>>,
-    line: Bytes,
-    patience: Duration,
-) -> bool {
-    matches!(
-        tokio::time::timeout(patience, tx.send(Ok(line))).await,
-        Ok(Ok(()))
+/// At most this many encoded events wait for one watch's client …
+const QUEUE_EVENTS: usize = 256;
+/// … and at most this many bytes of them (one event larger than that alone).
+const QUEUE_BYTES: usize = 16 * 1024 * 1024;
+
+/// The events encoded for one watch and not yet taken by its client: bounded in count and in bytes,
+/// so a client that reads slowly makes the watch wait instead of the server buffer.
+struct Queue {
+    tx: mpsc::Sender<(Bytes, u32)>,
+    budget: Arc<tokio::sync::Semaphore>,
+    max_bytes: u32,
+}
+
+/// A queue and the response body stream that drains it (giving the bytes back as it goes).
+fn queue(
+    events: usize,
+    bytes: u32,
+) -> (
+    Queue,
+    impl futures::Stream<Item = Result<Bytes, Infallible>> + Send + 'static,
+) {
+    use tokio_stream::StreamExt;
+    let (tx, rx) = mpsc::channel(events);
+    let budget = Arc::new(tokio::sync::Semaphore::new(bytes as usize));
+    let release = budget.clone();
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(move |(line, n): (Bytes, u32)| {
+        release.add_permits(n as usize);
+        Ok(line)
+    });
+    (
+        Queue {
+            tx,
+            budget,
+            max_bytes: bytes,
+        },
+        stream,
     )
 }
 
+impl Queue {
+    /// Queues one event line; false when the client has gone, or has not made room for it within
+    /// `patience`.
+    async fn send(&self, line: Bytes, patience: Duration) -> bool {
+        let n = u32::try_from(line.len()).unwrap_or(u32::MAX).min(self.max_bytes);
+        let queued = async {
+            // Given back by the body stream when the client takes the event.
+            self.budget.acquire_many(n).await.ok()?.forget();
+            self.tx.send((line, n)).await.ok()
+        };
+        tokio::select! {
+            sent = tokio::time::timeout(patience, queued) => matches!(sent, Ok(Some(()))),
+            _ = self.tx.closed() => false,
+        }
+    }
+}
+
 struct Sender {
-    tx: mpsc::Sender<Result<Bytes, Infallible>>,
+    queue: Queue,
     params: WatchParams,
     first_table: bool,
 }
@@ -191,7 +234,7 @@ impl Sender {
             object.clone()
         };
         let line = json_bytes(&json!({"type": type_, "object": object}), false);
-        send_or_give_up(&self.tx, Bytes::from(line), SLOW_WATCHER).await
+        self.queue.send(Bytes::from(line), SLOW_WATCHER).await
     }
 
     async fn bookmark(&mut self, revision: u64) -> bool {
@@ -222,11 +265,11 @@ fn with_rv(obj: &Value, revision: u64) -> Value {
     o
 }
 
-async fn run(core: Arc<Core>, params: WatchParams, tx: mpsc::Sender<Result<Bytes, Infallible>>) {
+async fn run(core: Arc<Core>, params: WatchParams, queue: Queue) {
     let deadline = Instant::now() + params.timeout;
     let bookmarks = params.bookmarks;
     let mut s = Sender {
-        tx,
+        queue,
         params,
         first_table: true,
     };
@@ -318,7 +361,7 @@ async fn run(core: Arc<Core>, params: WatchParams, tx: mpsc::Sender<Result<Bytes
             }
             _ = closer.changed() => return,
             _ = async { let _ = shutdown.wait_for(|s| *s).await; } => return,
-            _ = s.tx.closed() => return,
+            _ = s.queue.tx.closed() => return,
         }
     }
 }
@@ -326,29 +369,64 @@ async fn run(core: Arc<Core>, params: WatchParams, tx: mpsc::Sender<Result<Bytes
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::StreamExt;
+
+    fn line(n: usize) -> Bytes {
+        Bytes::from(vec![b'x'; n])
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_client_that_stops_reading_is_let_go_after_the_patience() {
-        let (tx, mut rx) = mpsc::channel(2);
         let patience = Duration::from_secs(60);
-        assert!(send_or_give_up(&tx, Bytes::from_static(b"1"), patience).await);
-        assert!(send_or_give_up(&tx, Bytes::from_static(b"2"), patience).await);
-        // Full, and nobody reads: given up after the patience, not before.
+        let (q, mut stream) = queue(2, 1000);
+        assert!(q.send(line(1), patience).await);
+        assert!(q.send(line(1), patience).await);
+        // Full (in events), and nobody reads: given up after the patience, not before.
         let started = Instant::now();
-        assert!(!send_or_give_up(&tx, Bytes::from_static(b"3"), patience).await);
+        assert!(!q.send(line(1), patience).await);
         assert_eq!(started.elapsed(), patience);
         // A reader that takes one within the patience keeps the watch.
         let reader = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_secs(59)).await;
-            rx.recv().await.map(|_| rx)
+            stream.next().await.map(|_| stream)
         });
-        assert!(send_or_give_up(&tx, Bytes::from_static(b"3"), patience).await);
-        let mut rx = reader.await.unwrap().expect("open");
+        assert!(q.send(line(1), patience).await);
+        let stream = reader.await.unwrap().expect("open");
         // A client that has gone: at once.
-        rx.close();
-        drop(rx);
+        drop(stream);
         let started = Instant::now();
-        assert!(!send_or_give_up(&tx, Bytes::from_static(b"4"), patience).await);
+        assert!(!q.send(line(1), patience).await);
         assert_eq!(started.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_queue_is_bounded_in_bytes_and_an_oversized_event_still_passes_alone() {
+        let patience = Duration::from_secs(60);
+        let (q, mut stream) = queue(100, 10);
+        assert!(q.send(line(6), patience).await);
+        // 6 + 6 > 10 bytes: waits for the client, who takes the first after 5 s.
+        let reader = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let first = stream.next().await.unwrap().unwrap();
+            (first.len(), stream)
+        });
+        let started = Instant::now();
+        assert!(q.send(line(6), patience).await);
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+        let (first, mut stream) = reader.await.unwrap();
+        assert_eq!(first, 6);
+        assert_eq!(stream.next().await.unwrap().unwrap().len(), 6);
+        // Larger than the whole budget: passes once the queue is empty.
+        assert!(q.send(line(25), patience).await);
+        assert_eq!(stream.next().await.unwrap().unwrap().len(), 25);
+        assert!(q.send(line(3), patience).await);
+        // A client that has gone while the watch waits for room: let go at once.
+        assert!(q.send(line(7), patience).await);
+        let waiting = tokio::spawn(async move { q.send(line(5), patience).await });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        drop(stream);
+        let started = Instant::now();
+        assert!(!waiting.await.unwrap());
+        assert!(started.elapsed() < Duration::from_secs(1));
     }
 }
