@@ -260,3 +260,89 @@ async fn a_python_plugin_is_replaced_in_place_by_the_typescript_one() {
     let (python, js) = built_pair("example-plugins/python/pdb-guard", "example-plugins/js/pdb-guard");
     pdb_guard_scenario(&python, Some(&js)).await;
 }
+
+/// The figures of `docs/plugins.md` (ignored: it builds, compiles and loads each language's
+/// pdb-guard several times; run with `cargo test --release -p wasmop --test it --
+/// --ignored --nocapture sdk_languages::language_costs`): component size, `wasmop build` time
+/// (toolchain installed), compile time, warm load from the compile cache, and one reconcile with
+/// a fresh instance (median of 200, `create` fixture).
+#[tokio::test]
+#[ignore = "measurement; its figures are in docs/plugins.md"]
+async fn language_costs() {
+    use std::time::Instant;
+    let fixture = root().join("example-plugins/pdb-guard/tests/create.snapshot.yaml");
+    let snapshot: wasmop_contract::Snapshot =
+        serde_yaml::from_str(&std::fs::read_to_string(&fixture).unwrap()).unwrap();
+    let mut rows = Vec::new();
+    for (lang, project) in [
+        ("Rust", None),
+        ("Python", Some("example-plugins/python/pdb-guard")),
+        ("TypeScript", Some("example-plugins/js/pdb-guard")),
+    ] {
+        let (wasm, build) = match project {
+            None => (wasmop_example_plugins::plugin_path("pdb-guard"), None),
+            Some(project) => {
+                let out = tempfile::tempdir().unwrap();
+                let wasm = out.path().join("p.wasm");
+                let started = Instant::now();
+                let status = crate::support::wasmop()
+                    .arg("build")
+                    .arg(root().join(project))
+                    .arg("--toolchains")
+                    .arg(crate::langs::toolchains())
+                    .arg("-o")
+                    .arg(&wasm)
+                    .env("WASMOP_LOG", "warn")
+                    .status()
+                    .unwrap();
+                assert!(status.success());
+                let elapsed = started.elapsed();
+                let kept = crate::langs::target().join(format!("wasmop-costs-{lang}.wasm"));
+                std::fs::copy(&wasm, &kept).unwrap();
+                (kept, Some(elapsed))
+            }
+        };
+        let size = std::fs::metadata(&wasm).unwrap().len();
+        let limits = wasmop_runtime::PluginLimits::default();
+        let cold = wasmop_runtime::Runtime::new(wasmop_runtime::RuntimeConfig::default()).unwrap();
+        let started = Instant::now();
+        cold.load(&wasm, limits).unwrap();
+        let compile = started.elapsed();
+        let cache = tempfile::tempdir().unwrap();
+        let warm = wasmop_runtime::Runtime::new(wasmop_runtime::RuntimeConfig {
+            cache_dir: Some(cache.path().join("c")),
+            ..Default::default()
+        })
+        .unwrap();
+        warm.load(&wasm, limits).unwrap();
+        let started = Instant::now();
+        let plugin = warm.load(&wasm, limits).unwrap();
+        let warm_load = started.elapsed();
+        let cache = std::sync::Arc::new(wasmop_contract::SnapshotCache::new(&snapshot));
+        for _ in 0..20 {
+            plugin.reconcile(&snapshot, cache.clone()).await.unwrap();
+        }
+        let mut calls = Vec::new();
+        for _ in 0..200 {
+            let started = Instant::now();
+            plugin.reconcile(&snapshot, cache.clone()).await.unwrap();
+            calls.push(started.elapsed());
+        }
+        calls.sort();
+        rows.push(format!(
+            "| {lang} | {:.1} MB | {} | {:.2} s | {:.0} ms | {:.2} ms |",
+            size as f64 / 1e6,
+            build.map_or("cargo".to_string(), |b| format!("{:.1} s", b.as_secs_f64())),
+            compile.as_secs_f64(),
+            warm_load.as_secs_f64() * 1e3,
+            calls[calls.len() / 2].as_secs_f64() * 1e3,
+        ));
+    }
+    println!(
+        "| Language | Component | `wasmop build` | Compile | Warm load | Reconcile (fresh instance, median) |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for row in rows {
+        println!("{row}");
+    }
+}
