@@ -36,12 +36,21 @@ const TEMPLATE: &[(&str, &str)] = &[
 ];
 
 /// The SDK next to the sources this binary was built from (`guest-sdk/` of the checkout), if it is
-/// still there: the default of `wasmop new --sdk` for people running wasmop from a checkout.
+/// still there: the default of `wasmop new --sdk` for people running wasmop from a checkout. Only
+/// in a build with the cargo feature `examples` (the default): the production build carries no
+/// build-machine paths, and asks for `--sdk`.
+#[cfg(feature = "examples")]
 pub fn default_sdk() -> Option<PathBuf> {
     let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guest-sdk");
     sdk.join("Cargo.toml")
         .is_file()
         .then(|| sdk.canonicalize().unwrap_or(sdk))
+}
+
+/// Without the `examples` feature there is no checkout to default to.
+#[cfg(not(feature = "examples"))]
+pub fn default_sdk() -> Option<PathBuf> {
+    None
 }
 
 /// `wasmop new --lang rust` with the default SDK.
