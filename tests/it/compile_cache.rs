@@ -211,3 +211,51 @@ fn is_root() -> bool {
     let probe = tempfile::NamedTempFile::new().unwrap();
     std::os::unix::fs::MetadataExt::uid(&probe.as_file().metadata().unwrap()) == 0
 }
+
+#[test]
+fn a_host_compiles_in_a_child_process_and_falls_back_to_compiling_itself() {
+    let cache = tempfile::tempdir().unwrap();
+    let runtime = |compiler: &str| {
+        wasmop_runtime::Runtime::new(wasmop_runtime::RuntimeConfig {
+            cache_dir: Some(cache.path().into()),
+            compiler: Some(compiler.into()),
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    let limits = wasmop_runtime::PluginLimits::default;
+    // `wasmop run` compiles with `wasmop compile`: the artifact it writes is loaded, and the load
+    // counts as compiled, not as a cache hit.
+    let rt = runtime(env!("CARGO_BIN_EXE_wasmop"));
+    let plugin = rt.load(stamp(), limits()).unwrap();
+    assert_eq!(plugin.metadata().name, "stamp");
+    assert_eq!(rt.child_compiles(), 1);
+    assert_eq!(rt.cache_stats(), Some((0, 1)));
+    assert_eq!(artifacts(cache.path()).len(), 1);
+    let names: Vec<_> = std::fs::read_dir(cache.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names.len(),
+        2,
+        "the key and the artifact, no copy of the plugin left: {names:?}"
+    );
+    // A compiler that fails (or is missing): compiled in-process, nothing lost.
+    for broken in ["/bin/false", "/nonexistent/wasmop"] {
+        let other = tempfile::tempdir().unwrap();
+        let rt = wasmop_runtime::Runtime::new(wasmop_runtime::RuntimeConfig {
+            cache_dir: Some(other.path().into()),
+            compiler: Some(broken.into()),
+            ..Default::default()
+        })
+        .unwrap();
+        rt.load(stamp(), limits()).unwrap();
+        assert_eq!(rt.child_compiles(), 0, "{broken}");
+        assert_eq!(
+            artifacts(other.path()).len(),
+            1,
+            "{broken}: compiled here and cached"
+        );
+    }
+}

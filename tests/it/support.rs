@@ -168,6 +168,7 @@ pub fn host_args() -> wasmop::HostArgs {
             cache_dir: None,
             no_cache: false,
             instance_pool: 0,
+            compiler: None,
         },
         status: wasmop::cli::StatusArgs {
             status_addr: "127.0.0.1:0".parse().expect("address"),

@@ -157,6 +157,34 @@ impl ArtifactCache {
 
     /// Loads the artifact of `component` if there is one and it verifies; counts the outcome.
     pub(crate) fn lookup(&self, engine: &Engine, engine_key: &Digest, component: &Digest) -> Lookup {
+        let found = self.read(engine, engine_key, component);
+        match &found {
+            Lookup::Hit(_) => self.hits.fetch_add(1, Ordering::Relaxed),
+            Lookup::Missing => self.misses.fetch_add(1, Ordering::Relaxed),
+            Lookup::Rejected(_) => {
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+                self.misses.fetch_add(1, Ordering::Relaxed)
+            }
+        };
+        found
+    }
+
+    /// The artifact another process (`wasmop compile`) just wrote for a load already counted as a
+    /// miss: loaded (verified as always) without counting it as a hit.
+    pub(crate) fn take_compiled(
+        &self,
+        engine: &Engine,
+        engine_key: &Digest,
+        component: &Digest,
+    ) -> Option<Component> {
+        match self.read(engine, engine_key, component) {
+            Lookup::Hit(component) => Some(component),
+            _ => None,
+        }
+    }
+
+    /// Reads, verifies and deserializes an artifact; logs why one is rejected.
+    fn read(&self, engine: &Engine, engine_key: &Digest, component: &Digest) -> Lookup {
         let path = self.artifact_path(engine_key, component);
         let found = match read_regular(&path) {
             Ok((file, bytes)) => {
@@ -164,13 +192,9 @@ impl ArtifactCache {
                 let _ = file.set_modified(std::time::SystemTime::now());
                 self.verify(&bytes, engine_key, component).map(|_| bytes)
             }
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                self.misses.fetch_add(1, Ordering::Relaxed);
-                return Lookup::Missing;
-            }
+            Err(e) if e.kind() == ErrorKind::NotFound => return Lookup::Missing,
             Err(e) => {
                 tracing::warn!(file = %path.display(), error = %e, "compile cache: cannot read the artifact; compiling");
-                self.misses.fetch_add(1, Ordering::Relaxed);
                 return Lookup::Missing;
             }
         };
@@ -181,13 +205,8 @@ impl ArtifactCache {
             })
         });
         match result {
-            Ok(component) => {
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                Lookup::Hit(component)
-            }
+            Ok(component) => Lookup::Hit(component),
             Err(why) => {
-                self.rejected.fetch_add(1, Ordering::Relaxed);
-                self.misses.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(file = %path.display(), reason = ?why, "compile cache: artifact rejected, not loaded; recompiling and rewriting it");
                 Lookup::Rejected(why)
             }
@@ -332,7 +351,7 @@ fn deserialize_verified(engine: &Engine, verified: &[u8]) -> wasmtime::Result<Co
 }
 
 /// A unique temporary name beside `path`, in the same directory (so the rename is atomic).
-fn temp_name(path: &Path) -> Result<PathBuf, std::io::Error> {
+pub(crate) fn temp_name(path: &Path) -> Result<PathBuf, std::io::Error> {
     let mut nonce = [0u8; 8];
     SystemRandom::new()
         .fill(&mut nonce)

@@ -1,6 +1,7 @@
 //! The engine, the linker, and loading: from bytes to a validated [`Plugin`].
 
 use std::hash::{Hash, Hasher};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -35,6 +36,11 @@ pub struct RuntimeConfig {
     /// and rebuilt). `None` compiles every time; so does a directory that is refused (the reason is
     /// logged as an error and kept in [`Runtime::cache_error`]).
     pub cache_dir: Option<PathBuf>,
+    /// The `wasmop` executable: with a cache, a plugin that is not in it is compiled by a child
+    /// process (`wasmop compile`) and loaded from the artifact it writes, so the memory compiling
+    /// takes (well over 100 MB, which the allocator keeps once freed) goes back to the system when
+    /// the child exits. `None`, or a child that fails: compiled in this process.
+    pub compiler: Option<PathBuf>,
 }
 
 impl Default for RuntimeConfig {
@@ -44,6 +50,7 @@ impl Default for RuntimeConfig {
             pooling: false,
             epoch_tick: Duration::from_millis(10),
             cache_dir: None,
+            compiler: None,
         }
     }
 }
@@ -61,6 +68,9 @@ struct RuntimeInner {
     linker: Linker<HostState>,
     cache: Option<ArtifactCache>,
     cache_error: Option<CacheError>,
+    compiler: Option<PathBuf>,
+    /// Plugins compiled by a child process so far.
+    child_compiles: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -143,6 +153,8 @@ impl Runtime {
                 linker,
                 cache,
                 cache_error,
+                compiler: config.compiler,
+                child_compiles: Default::default(),
             }),
         })
     }
@@ -162,6 +174,13 @@ impl Runtime {
     #[cfg(test)]
     pub(crate) fn engine(&self) -> &Engine {
         &self.inner.engine
+    }
+
+    /// Plugins compiled by a child process (see [`RuntimeConfig::compiler`]) so far.
+    pub fn child_compiles(&self) -> u64 {
+        self.inner
+            .child_compiles
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The compile cache in use, if any.
@@ -223,6 +242,19 @@ impl Runtime {
                 file: file.to_string(),
                 component,
                 from_cache: true,
+            });
+        }
+        if let (Some((cache, digest)), Some(exe)) = (&cached, &self.inner.compiler)
+            && compile_in_child(exe, cache, file, bytes)
+            && let Some(component) = cache.take_compiled(&self.inner.engine, &self.inner.engine_key, digest)
+        {
+            self.inner
+                .child_compiles
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Ok(CompiledPlugin {
+                file: file.to_string(),
+                component,
+                from_cache: false,
             });
         }
         let component = Component::new(&self.inner.engine, bytes).map_err(|e| LoadError::Compile {
@@ -374,6 +406,44 @@ impl Runtime {
             }
         });
         store
+    }
+}
+
+/// Runs `exe compile -o CACHE` on a private copy of `bytes` (the file may have changed since it was
+/// read); whether it succeeded. Its errors are logged: the caller then compiles in-process, which
+/// reports a broken plugin's error as usual.
+fn compile_in_child(exe: &Path, cache: &ArtifactCache, file: &str, bytes: &[u8]) -> bool {
+    let run = || -> Result<std::process::Output, std::io::Error> {
+        let copy = crate::cache::temp_name(&cache.dir().join("plugin.wasm"))?;
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&copy)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, bytes));
+        let output = written.and_then(|()| {
+            std::process::Command::new(exe)
+                .arg("compile")
+                .arg("-o")
+                .arg(cache.dir())
+                .arg(&copy)
+                .stdin(std::process::Stdio::null())
+                .output()
+        });
+        let _ = std::fs::remove_file(&copy);
+        output
+    };
+    match run() {
+        Ok(out) if out.status.success() => true,
+        Ok(out) => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            tracing::warn!(%file, status = %out.status, stderr = %stderr.trim(), "compiling in a child process failed; compiling here");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(%file, exe = %exe.display(), error = %e, "cannot compile in a child process; compiling here");
+            false
+        }
     }
 }
 

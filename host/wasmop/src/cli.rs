@@ -114,6 +114,21 @@ pub struct CacheArgs {
     /// when a call starts and unmap it when it ends (nothing reserved while idle).
     #[arg(long, env = "WASMOP_INSTANCE_POOL", default_value_t = 0)]
     pub instance_pool: u32,
+    /// The `wasmop` executable to compile plugins with, in a child process (`wasmop compile`), so
+    /// that the memory compiling takes is not kept by the host: set by `wasmop run` and `wasmop dev`
+    /// to themselves; `None` (a host in another program, such as the tests) compiles in-process.
+    #[arg(skip)]
+    pub compiler: Option<PathBuf>,
+}
+
+impl CacheArgs {
+    /// These settings, compiling in a child process of this very executable.
+    pub fn compiling_in_child(&self) -> CacheArgs {
+        CacheArgs {
+            compiler: std::env::current_exe().ok(),
+            ..self.clone()
+        }
+    }
 }
 
 impl CacheArgs {

@@ -64,7 +64,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 /// `wasmop run`: on the first SIGTERM or Ctrl-C it stops taking work, lets the reconciles in flight
 /// finish, releases the lease and exits 0 (within [`SHUTDOWN_GRACE`]); a second signal exits at
 /// once.
-pub async fn run(args: RunArgs) -> Result<(), CommandError> {
+pub async fn run(mut args: RunArgs) -> Result<(), CommandError> {
+    args.host.cache = args.host.cache.compiling_in_child();
     let first_signal = signals();
     let client = kube::Client::try_default()
         .await
@@ -155,7 +156,8 @@ impl DevSources {
 
 /// `wasmop dev`: the API server, then the host with the plugins, then the CRDs the plugins declare
 /// (a plugin whose kinds are not served yet is `starting` until they are), then the manifests.
-pub async fn dev(args: DevArgs) -> Result<(), CommandError> {
+pub async fn dev(mut args: DevArgs) -> Result<(), CommandError> {
+    args.host.cache = args.host.cache.compiling_in_child();
     let sources = DevSources::of(&args)?;
     let server = wasmop_apiserver::ApiServer::start(args.apiserver.dev_config())
         .await
@@ -262,6 +264,7 @@ pub async fn compile(args: crate::cli::CompileArgs) -> Result<(), CommandError> 
                 cache_dir: None,
                 no_cache: false,
                 instance_pool: 0,
+                compiler: None,
             }
             .dir()
         })

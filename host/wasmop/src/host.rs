@@ -74,6 +74,7 @@ impl Host {
         let runtime = Runtime::new(RuntimeConfig {
             cache_dir: args.cache.dir(),
             pooling: args.cache.instance_pool > 0,
+            compiler: args.cache.compiler.clone(),
             max_instances: args.cache.instance_pool.max(1),
             ..RuntimeConfig::default()
         })
