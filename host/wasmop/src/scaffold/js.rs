@@ -360,6 +360,64 @@ mod tests {
         assert_eq!(embedded, on_disk);
     }
 
+    /// The SDK's hand-written contract types (`src/wit.ts`) name every record field (camelCased,
+    /// as componentize-js binds them) and every enum and variant case of the WIT it is built
+    /// against: a field added to the contract without the SDK following fails here.
+    #[test]
+    fn the_sdk_types_follow_the_wit() {
+        let types = SDK.iter().find(|(p, _)| *p == "src/wit.ts").unwrap().1;
+        let camel = |name: &str| {
+            let mut out = String::new();
+            let mut upper = false;
+            for c in name.trim_start_matches('%').chars() {
+                if c == '-' {
+                    upper = true;
+                } else if upper {
+                    out.extend(c.to_uppercase());
+                    upper = false;
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        };
+        let (mut fields, mut cases) = (0, 0);
+        let mut missing = Vec::new();
+        let mut in_types = false;
+        for line in WIT.lines().map(str::trim) {
+            if line.starts_with("interface types") {
+                in_types = true;
+            } else if line.starts_with("interface ") || line.starts_with("world ") {
+                in_types = false;
+            }
+            if !in_types || line.starts_with("//") {
+                continue;
+            }
+            if let Some((name, ty)) = line.split_once(": ")
+                && !ty.starts_with("func")
+            {
+                fields += 1;
+                let field = camel(name);
+                if !types.contains(&format!("{field}:")) && !types.contains(&format!("{field}?:")) {
+                    missing.push(format!("field {name} ({field})"));
+                }
+            } else if let Some(case) = line.strip_suffix(',').map(|c| c.split('(').next().unwrap_or(c))
+                && !case.is_empty()
+                && case.chars().all(|c| c.is_ascii_lowercase() || c == '-')
+            {
+                cases += 1;
+                if !types.contains(&format!("\"{case}\"")) {
+                    missing.push(format!("case {case}"));
+                }
+            }
+        }
+        assert!(
+            fields > 40 && cases > 10,
+            "{fields} fields, {cases} cases read from the WIT"
+        );
+        assert!(missing.is_empty(), "src/wit.ts lacks: {missing:?}");
+    }
+
     #[test]
     fn the_entry_is_main_or_a_conventional_file() {
         let dir = tempfile::tempdir().unwrap();
