@@ -6,13 +6,14 @@
 //! string its own allocation): about 9 bytes per byte of a 4 KB Deployment with a long container
 //! env. The text costs one, so a cache of thousands of objects stays close to the size of what it
 //! caches. The text carries `apiVersion` and `kind` (which list items may lack) and no
-//! `managedFields`, which plugins never get; the parsed metadata keeps only the host's own
-//! `managedFields` entries (planning reads them) and not the `last-applied-configuration`
+//! `managedFields`, which plugins never get. Of those only the host's own entries are kept
+//! (planning reads them), as text too (a parsed `fieldsV1` is a tree several times the size of the
+//! small children it describes); the parsed metadata has none, nor the `last-applied-configuration`
 //! annotation, a second copy of the object that nothing in the engine reads.
 
 use std::borrow::Cow;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
 use kube::Resource;
 use kube::api::{ApiResource, DynamicObject};
 use kube::core::DynamicResourceScope;
@@ -28,8 +29,11 @@ const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 /// See the module docs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CachedObject {
+    /// Without `managedFields` (see [`managed_fields`](Self::managed_fields)).
     pub metadata: ObjectMeta,
     json: Box<str>,
+    /// The host's own `managedFields` entries, as JSON text.
+    own_fields: Option<Box<str>>,
 }
 
 /// The object as it is written to text.
@@ -69,7 +73,7 @@ impl CachedObject {
             data: &data,
         })
         .expect("an object read as JSON writes as JSON");
-        metadata.managed_fields = managed
+        let own_fields = managed
             .map(|mut fields| {
                 fields.retain(|m| {
                     m.manager
@@ -78,14 +82,25 @@ impl CachedObject {
                 });
                 fields
             })
-            .filter(|f| !f.is_empty());
+            .filter(|f| !f.is_empty())
+            .and_then(|f| serde_json::to_string(&f).ok())
+            .map(String::into_boxed_str);
         if let Some(annotations) = &mut metadata.annotations {
             annotations.remove(LAST_APPLIED);
         }
         CachedObject {
             metadata,
             json: json.into_boxed_str(),
+            own_fields,
         }
+    }
+
+    /// The `managedFields` entries of the host's own field managers (`wasmop/...`).
+    pub fn managed_fields(&self) -> Vec<ManagedFieldsEntry> {
+        self.own_fields
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok())
+            .unwrap_or_default()
     }
 
     /// The object as JSON text, with `apiVersion` and `kind`, without `managedFields`.
@@ -172,13 +187,9 @@ mod tests {
             v["metadata"]["annotations"][LAST_APPLIED], "{\"big\": true}",
             "plugins see it"
         );
-        let managers: Vec<_> = cached
-            .metadata
-            .managed_fields
-            .iter()
-            .flatten()
-            .filter_map(|m| m.manager.as_deref())
-            .collect();
+        assert!(cached.metadata.managed_fields.is_none());
+        let fields = cached.managed_fields();
+        let managers: Vec<_> = fields.iter().filter_map(|m| m.manager.as_deref()).collect();
         assert_eq!(managers, ["wasmop/pdb-guard"]);
         assert!(!cached.annotations().contains_key(LAST_APPLIED));
         assert_eq!(cached.name_any(), "web");

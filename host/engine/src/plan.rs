@@ -240,12 +240,10 @@ impl Context<'_> {
         }
         let manager = self.meta.field_manager();
         let owned = cached
-            .metadata
-            .managed_fields
-            .iter()
-            .flatten()
+            .managed_fields()
+            .into_iter()
             .find(|m| m.manager.as_deref() == Some(&manager) && m.operation.as_deref() == Some("Apply"))
-            .and_then(|m| m.fields_v1.as_ref())
+            .and_then(|m| m.fields_v1)
             .and_then(|f| FieldSet::from_fields_v1(&f.0).ok());
         let Some(owned) = owned else { return false };
         let Ok(wanted) = FieldSet::from_value(&child.body, &BuiltinStructure) else {

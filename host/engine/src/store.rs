@@ -354,13 +354,7 @@ mod tests {
             .collect(),
         );
         s.apply(o);
-        let kept = s
-            .get(Some("a"), "x")
-            .unwrap()
-            .metadata
-            .managed_fields
-            .clone()
-            .unwrap();
+        let kept = s.get(Some("a"), "x").unwrap().managed_fields();
         let managers: Vec<_> = kept.iter().filter_map(|m| m.manager.as_deref()).collect();
         assert_eq!(managers, ["wasmop/pdb-guard"]);
         let mut o = cm("a", "y", None, "1");
@@ -370,7 +364,7 @@ mod tests {
         s.relist_start();
         s.relist_apply(o);
         s.relist_done();
-        assert!(s.get(Some("a"), "y").unwrap().metadata.managed_fields.is_none());
+        assert!(s.get(Some("a"), "y").unwrap().managed_fields().is_empty());
     }
 
     #[tokio::test]
