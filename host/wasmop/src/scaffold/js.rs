@@ -93,6 +93,10 @@ const TEMPLATE: &[(&str, &str)] = &[
     ("src/plugin.ts", include_str!("../../templates/js/src/plugin.ts")),
     (".gitignore", include_str!("../../templates/js/gitignore")),
     (
+        "tests/golden.mjs",
+        include_str!("../../templates/js/tests/golden.mjs"),
+    ),
+    (
         "tests/greet.snapshot.yaml",
         include_str!("../../templates/rust/tests/greet.snapshot.yaml"),
     ),

@@ -3,8 +3,9 @@
  * keys it holds.
  *
  * Build: `wasmop build` (a component of the `wasmop:reconciler@0.2.0` world, `{{name}}.wasm`).
- * Test: `wasmop test {{name}}.wasm --snapshot tests/greet.snapshot.yaml` prints the desired state;
- * `tests/greet.expected.yaml` is what it should be.
+ * Test: `npm test` runs every fixture in `tests/` through `wasmop test` and compares what it prints
+ * with `<case>.expected.yaml` (`wasmop test {{name}}.wasm --snapshot tests/greet.snapshot.yaml`
+ * prints one answer).
  */
 
 import { type ConfigMap, Desired, Event, Metadata, type Plugin, exportPlugin, kinds } from "@wasmop/sdk";
