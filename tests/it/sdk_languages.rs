@@ -265,7 +265,8 @@ async fn a_python_plugin_is_replaced_in_place_by_the_typescript_one() {
 /// pdb-guard several times; run with `cargo test --release -p wasmop --test it --
 /// --ignored --nocapture sdk_languages::language_costs`): component size, `wasmop build` time
 /// (toolchain installed), compile time, warm load from the compile cache, and one reconcile with
-/// a fresh instance (median of 200, `create` fixture).
+/// a fresh instance (median of 200, `create` fixture), with the default (on-demand) and the pooling
+/// instance allocator.
 #[tokio::test]
 #[ignore = "measurement; its figures are in docs/plugins.md"]
 async fn language_costs() {
@@ -308,9 +309,9 @@ async fn language_costs() {
         let started = Instant::now();
         cold.load(&wasm, limits).unwrap();
         let compile = started.elapsed();
-        let cache = tempfile::tempdir().unwrap();
+        let compiled = tempfile::tempdir().unwrap();
         let warm = wasmop_runtime::Runtime::new(wasmop_runtime::RuntimeConfig {
-            cache_dir: Some(cache.path().join("c")),
+            cache_dir: Some(compiled.path().join("c")),
             ..Default::default()
         })
         .unwrap();
@@ -329,8 +330,34 @@ async fn language_costs() {
             calls.push(started.elapsed());
         }
         calls.sort();
+        // The same with the pooling instance allocator (16 slots).
+        let pooled = wasmop_runtime::Runtime::new(wasmop_runtime::RuntimeConfig {
+            pooling: true,
+            max_instances: 16,
+            cache_dir: Some(compiled.path().join("c")),
+            ..Default::default()
+        })
+        .unwrap();
+        let pooled_call = match pooled.load(&wasm, limits) {
+            Ok(plugin) => {
+                let mut pooled_calls = Vec::new();
+                for i in 0..220 {
+                    let started = Instant::now();
+                    plugin.reconcile(&snapshot, cache.clone()).await.unwrap();
+                    if i >= 20 {
+                        pooled_calls.push(started.elapsed());
+                    }
+                }
+                pooled_calls.sort();
+                format!(
+                    "{:.2} ms",
+                    pooled_calls[pooled_calls.len() / 2].as_secs_f64() * 1e3
+                )
+            }
+            Err(e) => format!("does not load: {e}"),
+        };
         rows.push(format!(
-            "| {lang} | {:.1} MB | {} | {:.2} s | {:.0} ms | {:.2} ms |",
+            "| {lang} | {:.1} MB | {} | {:.2} s | {:.0} ms | {:.2} ms | {pooled_call} |",
             size as f64 / 1e6,
             build.map_or("cargo".to_string(), |b| format!("{:.1} s", b.as_secs_f64())),
             compile.as_secs_f64(),
@@ -339,9 +366,9 @@ async fn language_costs() {
         ));
     }
     println!(
-        "| Language | Component | `wasmop build` | Compile | Warm load | Reconcile (fresh instance, median) |"
+        "| Language | Component | `wasmop build` | Compile | Warm load | Reconcile, fresh instance (median) | The same, pooling allocator |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for row in rows {
         println!("{row}");
     }
