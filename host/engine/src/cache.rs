@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
-use kube::api::{DynamicObject, GroupVersionKind};
+use kube::api::GroupVersionKind;
 use kube::discovery::Scope;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -17,7 +17,7 @@ use wasmop_apimachinery::selector::LabelSelector;
 use wasmop_contract::{BoxFuture, CacheReader, Gvk, Metadata};
 
 use crate::metrics::{self, Metrics};
-use crate::object::CachedObject;
+use crate::object::{CachedObject, WatchedObject};
 use crate::store::{KindStore, labels_json};
 
 /// Where a controller's stores come from.
@@ -109,7 +109,7 @@ impl Caches {
             resource.clone(),
             matches!(caps.scope, Scope::Namespaced),
         ));
-        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
+        let api: Api<WatchedObject> = Api::all_with(self.client.clone(), &resource);
         let task = tokio::spawn(feed(store.clone(), api, self.metrics.clone()));
         kinds.insert(
             gvk.clone(),
@@ -123,7 +123,7 @@ impl Caches {
 }
 
 /// Feeds a store from a kube-rs watcher (which relists on 410 Gone and backs off on errors).
-async fn feed(store: Arc<KindStore>, api: Api<DynamicObject>, metrics: Metrics) {
+async fn feed(store: Arc<KindStore>, api: Api<WatchedObject>, metrics: Metrics) {
     let labels = metrics::kind(&store.gvk);
     let stream = watcher(api, watcher::Config::default()).default_backoff();
     let mut stream = std::pin::pin!(stream);
@@ -283,7 +283,7 @@ mod tests {
     use serde_json::json;
     use wasmop_contract::{Lookup, NamespaceScope, Verb};
 
-    fn obj(kind: &str, ns: &str, name: &str, labels: Value) -> DynamicObject {
+    fn obj(kind: &str, ns: &str, name: &str, labels: Value) -> kube::api::DynamicObject {
         serde_json::from_value(json!({"apiVersion": "v1", "kind": kind,
             "metadata": {"namespace": ns, "name": name, "labels": labels}}))
         .unwrap()

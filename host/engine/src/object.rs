@@ -12,12 +12,14 @@
 //! annotation, a second copy of the object that nothing in the engine reads.
 
 use std::borrow::Cow;
+use std::fmt;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
 use kube::Resource;
 use kube::api::{ApiResource, DynamicObject};
 use kube::core::DynamicResourceScope;
-use serde::Serialize;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Field managers of the host start with this (`wasmop/<plugin>`).
@@ -36,43 +38,42 @@ pub struct CachedObject {
     own_fields: Option<Box<str>>,
 }
 
-/// The object as it is written to text.
-#[derive(Serialize)]
-struct Text<'a> {
-    #[serde(rename = "apiVersion")]
-    api_version: &'a str,
-    kind: &'a str,
-    metadata: &'a ObjectMeta,
-    #[serde(flatten)]
-    data: &'a Value,
+/// An object as a watch or list delivers it, read without building a `serde_json::Value`: its
+/// metadata parsed, every other field copied as JSON text (`"spec":{...},"status":{...}`). It
+/// becomes a [`CachedObject`] in [`into_cached`](Self::into_cached).
+#[derive(Debug, Clone, Default)]
+pub struct WatchedObject {
+    api_version: Option<String>,
+    kind: Option<String>,
+    pub metadata: ObjectMeta,
+    /// The other fields, comma-separated `"name":value` pairs.
+    rest: String,
 }
 
-impl CachedObject {
-    /// Keeps `obj` of the kind `resource`.
-    pub fn new(obj: DynamicObject, resource: &ApiResource) -> CachedObject {
-        let DynamicObject {
-            types,
-            mut metadata,
-            data,
-        } = obj;
-        let managed = metadata.managed_fields.take();
-        let (api_version, kind) = match &types {
-            Some(t) if !t.api_version.is_empty() && !t.kind.is_empty() => {
-                (t.api_version.as_str(), t.kind.as_str())
-            }
-            _ => (resource.api_version.as_str(), resource.kind.as_str()),
-        };
-        let data = match data {
-            Value::Object(m) => Value::Object(m),
-            _ => Value::Object(Default::default()),
-        };
-        let json = serde_json::to_string(&Text {
+impl WatchedObject {
+    /// The object of the kind `resource` as the engine keeps it.
+    pub fn into_cached(self, resource: &ApiResource) -> CachedObject {
+        let WatchedObject {
             api_version,
             kind,
-            metadata: &metadata,
-            data: &data,
-        })
-        .expect("an object read as JSON writes as JSON");
+            mut metadata,
+            rest,
+        } = self;
+        let api_version = api_version.filter(|s| !s.is_empty());
+        let kind = kind.filter(|s| !s.is_empty());
+        let managed = metadata.managed_fields.take();
+        let mut json = String::with_capacity(rest.len() + 512);
+        json.push_str("{\"apiVersion\":");
+        push_json(&mut json, api_version.as_deref().unwrap_or(&resource.api_version));
+        json.push_str(",\"kind\":");
+        push_json(&mut json, kind.as_deref().unwrap_or(&resource.kind));
+        json.push_str(",\"metadata\":");
+        push_json(&mut json, &metadata);
+        if !rest.is_empty() {
+            json.push(',');
+            json.push_str(&rest);
+        }
+        json.push('}');
         let own_fields = managed
             .map(|mut fields| {
                 fields.retain(|m| {
@@ -83,8 +84,11 @@ impl CachedObject {
                 fields
             })
             .filter(|f| !f.is_empty())
-            .and_then(|f| serde_json::to_string(&f).ok())
-            .map(String::into_boxed_str);
+            .map(|f| {
+                let mut text = String::new();
+                push_json(&mut text, &f);
+                text.into_boxed_str()
+            });
         if let Some(annotations) = &mut metadata.annotations {
             annotations.remove(LAST_APPLIED);
         }
@@ -93,6 +97,93 @@ impl CachedObject {
             json: json.into_boxed_str(),
             own_fields,
         }
+    }
+}
+
+impl From<DynamicObject> for WatchedObject {
+    fn from(obj: DynamicObject) -> WatchedObject {
+        let mut rest = String::new();
+        if let Value::Object(fields) = &obj.data {
+            for (name, value) in fields {
+                if !rest.is_empty() {
+                    rest.push(',');
+                }
+                push_json(&mut rest, name);
+                rest.push(':');
+                push_json(&mut rest, value);
+            }
+        }
+        WatchedObject {
+            api_version: obj.types.as_ref().map(|t| t.api_version.clone()),
+            kind: obj.types.map(|t| t.kind),
+            metadata: obj.metadata,
+            rest,
+        }
+    }
+}
+
+/// Appends `value` as compact JSON (what serde_json writes for API types cannot fail).
+fn push_json(out: &mut String, value: &(impl Serialize + ?Sized)) {
+    let mut bytes = std::mem::take(out).into_bytes();
+    serde_json::to_writer(&mut bytes, value).expect("API objects serialise to JSON");
+    *out = String::from_utf8(bytes).expect("serde_json writes UTF-8");
+}
+
+impl<'de> Deserialize<'de> for WatchedObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
+struct ObjectVisitor;
+
+impl<'de> Visitor<'de> for ObjectVisitor {
+    type Value = WatchedObject;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a Kubernetes object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WatchedObject, A::Error> {
+        let mut obj = WatchedObject::default();
+        let mut rest = Vec::new();
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match &*key {
+                "apiVersion" => obj.api_version = map.next_value()?,
+                "kind" => obj.kind = map.next_value()?,
+                "metadata" => obj.metadata = map.next_value()?,
+                _ => {
+                    if !rest.is_empty() {
+                        rest.push(b',');
+                    }
+                    serde_json::to_writer(&mut rest, &*key).map_err(de::Error::custom)?;
+                    rest.push(b':');
+                    map.next_value_seed(Transcode(&mut rest))?;
+                }
+            }
+        }
+        obj.rest = String::from_utf8(rest).map_err(de::Error::custom)?;
+        Ok(obj)
+    }
+}
+
+/// Writes the value being deserialised as JSON, whatever the deserializer (serde buffers a watch
+/// event's object when its `type` comes second), without a tree in between.
+struct Transcode<'a>(&'a mut Vec<u8>);
+
+impl<'de> DeserializeSeed<'de> for Transcode<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        let mut ser = serde_json::Serializer::new(&mut *self.0);
+        serde_transcode::transcode(deserializer, &mut ser).map_err(de::Error::custom)
+    }
+}
+
+impl CachedObject {
+    /// Keeps `obj` of the kind `resource`.
+    pub fn new(obj: DynamicObject, resource: &ApiResource) -> CachedObject {
+        WatchedObject::from(obj).into_cached(resource)
     }
 
     /// The `managedFields` entries of the host's own field managers (`wasmop/...`).
@@ -114,38 +205,47 @@ impl CachedObject {
     }
 }
 
-impl Resource for CachedObject {
-    type DynamicType = ApiResource;
-    type Scope = DynamicResourceScope;
+/// `kube::Resource` for a type with `metadata`, whose kind is only known at run time (as for
+/// kube's `DynamicObject`).
+macro_rules! dynamic_resource {
+    ($t:ty) => {
+        impl Resource for $t {
+            type DynamicType = ApiResource;
+            type Scope = DynamicResourceScope;
 
-    fn group(dt: &ApiResource) -> Cow<'_, str> {
-        dt.group.as_str().into()
-    }
+            fn group(dt: &ApiResource) -> Cow<'_, str> {
+                dt.group.as_str().into()
+            }
 
-    fn version(dt: &ApiResource) -> Cow<'_, str> {
-        dt.version.as_str().into()
-    }
+            fn version(dt: &ApiResource) -> Cow<'_, str> {
+                dt.version.as_str().into()
+            }
 
-    fn kind(dt: &ApiResource) -> Cow<'_, str> {
-        dt.kind.as_str().into()
-    }
+            fn kind(dt: &ApiResource) -> Cow<'_, str> {
+                dt.kind.as_str().into()
+            }
 
-    fn api_version(dt: &ApiResource) -> Cow<'_, str> {
-        dt.api_version.as_str().into()
-    }
+            fn api_version(dt: &ApiResource) -> Cow<'_, str> {
+                dt.api_version.as_str().into()
+            }
 
-    fn plural(dt: &ApiResource) -> Cow<'_, str> {
-        dt.plural.as_str().into()
-    }
+            fn plural(dt: &ApiResource) -> Cow<'_, str> {
+                dt.plural.as_str().into()
+            }
 
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
+            fn meta(&self) -> &ObjectMeta {
+                &self.metadata
+            }
 
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
+            fn meta_mut(&mut self) -> &mut ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    };
 }
+
+dynamic_resource!(CachedObject);
+dynamic_resource!(WatchedObject);
 
 #[cfg(test)]
 mod tests {
@@ -194,5 +294,45 @@ mod tests {
         assert!(!cached.annotations().contains_key(LAST_APPLIED));
         assert_eq!(cached.name_any(), "web");
         assert_eq!(cached.resource_version().as_deref(), Some("7"));
+    }
+
+    #[test]
+    fn a_watched_object_is_read_without_a_tree_whatever_the_field_order() {
+        let object = json!({
+            "metadata": {"name": "web", "namespace": "demo", "resourceVersion": "3",
+                "managedFields": [{"manager": "kubectl", "operation": "Update", "fieldsV1": {"f:spec": {}}}]},
+            "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "c", "env": [{"name": "A", "value": "\"q\""}]}]}}},
+            "status": {"replicas": 2},
+        });
+        let expected = {
+            let mut v = object.clone();
+            v["metadata"].as_object_mut().unwrap().remove("managedFields");
+            v["apiVersion"] = json!("apps/v1");
+            v["kind"] = json!("Deployment");
+            v
+        };
+        // A list item (no apiVersion or kind), read straight from the text.
+        let listed: Vec<WatchedObject> = serde_json::from_str(&format!("[{object}]")).unwrap();
+        let cached = listed.into_iter().next().unwrap().into_cached(&resource());
+        assert_eq!(cached.to_value(), expected);
+        assert_eq!(cached.name_any(), "web");
+        assert!(cached.managed_fields().is_empty(), "not the host's");
+        // A watch event whose object comes before its type: serde buffers the object first.
+        let event = format!(r#"{{"object": {object}, "type": "MODIFIED"}}"#);
+        let kube::api::WatchEvent::Modified(watched) =
+            serde_json::from_str::<kube::api::WatchEvent<WatchedObject>>(&event).unwrap()
+        else {
+            panic!("a MODIFIED event")
+        };
+        assert_eq!(watched.into_cached(&resource()).to_value(), expected);
+        // An object that says what it is keeps it.
+        let mut typed = object.clone();
+        typed["apiVersion"] = json!("apps/v1beta1");
+        typed["kind"] = json!("Deployment");
+        let watched: WatchedObject = serde_json::from_value(typed).unwrap();
+        assert_eq!(
+            watched.into_cached(&resource()).to_value()["apiVersion"],
+            "apps/v1beta1"
+        );
     }
 }

@@ -475,7 +475,7 @@ mod tests {
         if deleting {
             v["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
         }
-        store.apply(serde_json::from_value(v).unwrap());
+        store.apply(serde_json::from_value::<kube::api::DynamicObject>(v).unwrap());
         cache.add(store.clone());
         let obj = store.get(Some("a"), "src").unwrap();
         let meta = Metadata::new("rep", "1", cm.clone()).owns(cm);

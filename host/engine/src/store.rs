@@ -12,9 +12,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use kube::ResourceExt;
-use kube::api::{ApiResource, DynamicObject};
+use kube::api::ApiResource;
 
-use crate::object::CachedObject;
+use crate::object::{CachedObject, WatchedObject};
 use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 use wasmop_apimachinery::selector::LabelSelector;
@@ -197,8 +197,8 @@ impl KindStore {
     }
 
     /// An object was created or changed.
-    pub fn apply(&self, obj: DynamicObject) {
-        let obj = Arc::new(CachedObject::new(obj, &self.resource));
+    pub fn apply(&self, obj: impl Into<WatchedObject>) {
+        let obj = Arc::new(obj.into().into_cached(&self.resource));
         self.data
             .write()
             .expect("store lock")
@@ -207,10 +207,11 @@ impl KindStore {
     }
 
     /// An object was deleted.
-    pub fn delete(&self, obj: DynamicObject) {
+    pub fn delete(&self, obj: impl Into<WatchedObject>) {
+        let obj = obj.into();
         let removed = self.data.write().expect("store lock").remove(&key_of(&obj));
         let _ = self.events.send(KindEvent::Deleted(
-            removed.unwrap_or_else(|| Arc::new(CachedObject::new(obj, &self.resource))),
+            removed.unwrap_or_else(|| Arc::new(obj.into_cached(&self.resource))),
         ));
     }
 
@@ -220,8 +221,8 @@ impl KindStore {
         *self.relist.lock().expect("relist lock") = Some(Data::default());
     }
 
-    pub fn relist_apply(&self, obj: DynamicObject) {
-        let obj = Arc::new(CachedObject::new(obj, &self.resource));
+    pub fn relist_apply(&self, obj: impl Into<WatchedObject>) {
+        let obj = Arc::new(obj.into().into_cached(&self.resource));
         let mut relist = self.relist.lock().expect("relist lock");
         relist
             .get_or_insert_with(Data::default)
@@ -287,11 +288,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    pub(crate) fn object(v: Value) -> DynamicObject {
+    pub(crate) fn object(v: Value) -> kube::api::DynamicObject {
         serde_json::from_value(v).unwrap()
     }
 
-    fn cm(ns: &str, name: &str, owner: Option<&str>, rv: &str) -> DynamicObject {
+    fn cm(ns: &str, name: &str, owner: Option<&str>, rv: &str) -> kube::api::DynamicObject {
         let mut v = json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"namespace": ns, "name": name, "resourceVersion": rv, "uid": format!("{ns}-{name}")}});
         if let Some(uid) = owner {
