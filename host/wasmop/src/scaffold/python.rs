@@ -162,17 +162,27 @@ fn materialize(root: &Path, name: &str, sub: &str, files: &[(&str, &str)]) -> Re
     let digest = hash.finalize();
     let short: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
     let dir = root.join(format!("{name}-{short}"));
-    let target = dir.join(sub);
-    if !dir.join(".complete").is_file() {
-        for (file, text) in files {
-            let path = target.join(file);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(BuildError::io(parent))?;
-            }
-            std::fs::write(&path, text).map_err(BuildError::io(&path))?;
+    if dir.join(".complete").is_file() {
+        return Ok(dir);
+    }
+    // Written aside and renamed into place: a concurrent build never reads a half-written file.
+    let staging = root.join(format!(".{name}-{short}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    for (file, text) in files {
+        let path = staging.join(sub).join(file);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(BuildError::io(parent))?;
         }
-        let done = dir.join(".complete");
-        std::fs::write(&done, "").map_err(BuildError::io(&done))?;
+        std::fs::write(&path, text).map_err(BuildError::io(&path))?;
+    }
+    let done = staging.join(".complete");
+    std::fs::write(&done, "").map_err(BuildError::io(&done))?;
+    if let Err(source) = std::fs::rename(&staging, &dir) {
+        let _ = std::fs::remove_dir_all(&staging);
+        // Another build put it there first.
+        if !dir.join(".complete").is_file() {
+            return Err(BuildError::Io { path: dir, source });
+        }
     }
     Ok(dir)
 }
