@@ -121,6 +121,16 @@ pub fn built(project: &str) -> PathBuf {
     );
     eprintln!("built {project} in {:?}", started.elapsed());
     std::fs::rename(&partial, &out).unwrap();
+    // Older builds of this project are stale: keep target/ from growing with each change.
+    for entry in std::fs::read_dir(&out_dir).unwrap().filter_map(Result::ok) {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let stale = file
+            .strip_prefix(&format!("{name}-"))
+            .is_some_and(|rest| rest.len() == "0123456789abcdef.wasm".len());
+        if stale && entry.path() != out {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
     out
 }
 
