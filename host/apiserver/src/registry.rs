@@ -284,6 +284,7 @@ pub fn builtins() -> Vec<ResourceInfo> {
         builtin::<core::v1::ComponentStatus>(&["cs"], &[], NONE),
         builtin::<APIService>(&[], &["api-extensions"], STATUS),
         builtin::<apps::v1::Deployment>(&["deploy"], all, SCALABLE),
+        builtin::<apps::v1::ReplicaSet>(&["rs"], all, SCALABLE),
         builtin::<apps::v1::StatefulSet>(&["sts"], all, SCALABLE),
         builtin::<apps::v1::DaemonSet>(&["ds"], all, WORKLOAD),
         builtin::<events::v1::Event>(&["ev"], &[], NONE),
