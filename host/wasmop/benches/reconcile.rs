@@ -113,9 +113,12 @@ async fn parent_main(args: Args) -> anyhow::Result<()> {
     }
     let mut notes = format!(
         "Wall time of the run: {:.0} s. Each arm is a child process with its own embedded API server \
-         (HTTPS, fsync per write); objects are seeded before it starts. Initial sync: from the arm's \
-         first write seen by the parent's watch to the write completing the last object; CPU: the \
-         child's user+system time over that window ÷ N. Latency: {} changes/s for {} s (pdb-guard: \
+         (HTTPS, its data directory on tmpfs so that its fsync per write is free); objects are seeded \
+         before it starts. Initial sync: from the arm's first write seen by the parent's watch to \
+         the write completing the last object; CPU: the child's user+system time from that first \
+         write until the arm is idle again (no write request for 0.5 s and under 10 % of a core: the \
+         reconciles its own writes trigger included) ÷ N. Latency, once the arm is idle: {} \
+         changes/s for {} s (pdb-guard: \
          scale to 1, the budget is deleted, then back to 2, it is created; replicator: a source's \
          data changes, latency to its third copy), from the change's acknowledgement to the write \
          seen by the watch. Writes: create/update/patch/delete requests the API server answered \

@@ -32,6 +32,9 @@ struct Production {
 pub trait Resync: Send + Sync {
     /// Reconciles every object again; returns how many once all are done.
     fn resync(&self) -> futures::future::BoxFuture<'_, anyhow::Result<usize>>;
+
+    /// The arm's own counters, one line.
+    fn summary(&self) -> futures::future::BoxFuture<'_, String>;
 }
 
 pub async fn run(args: &Args) -> anyhow::Result<()> {
@@ -52,7 +55,11 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
                 let n = resync.resync().await?;
                 println!("resynced {n} {}", started.elapsed().as_millis());
             }
-            "quit" => break,
+            "quit" => {
+                // For whoever reads the run's log: what the arm did (failures, retries, skips).
+                eprintln!("{}: {}", arm.label(), resync.summary().await);
+                break;
+            }
             other => anyhow::bail!("unknown command {other:?}"),
         }
     }
@@ -110,6 +117,10 @@ async fn start_engine(
 }
 
 impl Resync for EngineArm {
+    fn summary(&self) -> futures::future::BoxFuture<'_, String> {
+        Box::pin(async move { format!("{:?}", self.engine.stats(&self.name).await) })
+    }
+
     fn resync(&self) -> futures::future::BoxFuture<'_, anyhow::Result<usize>> {
         Box::pin(async move {
             let stats = || async { self.engine.stats(&self.name).await.context("the plugin runs") };

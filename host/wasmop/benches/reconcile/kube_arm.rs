@@ -65,6 +65,11 @@ impl StoreLen {
 }
 
 impl Resync for KubeArm {
+    fn summary(&self) -> futures::future::BoxFuture<'_, String> {
+        let n = self.ctx.reconciles.load(Ordering::SeqCst);
+        Box::pin(async move { format!("{n} reconciles") })
+    }
+
     fn resync(&self) -> futures::future::BoxFuture<'_, anyhow::Result<usize>> {
         Box::pin(async move {
             let before = self.ctx.reconciles.load(Ordering::SeqCst);

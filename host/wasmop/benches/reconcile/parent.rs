@@ -260,16 +260,22 @@ async fn write_requests(client: &kube::Client) -> anyhow::Result<u64> {
     Ok(total)
 }
 
-/// Waits until no write request arrives for half a second (trailing events, retries); returns the
-/// count then.
-async fn settle(client: &kube::Client) -> anyhow::Result<u64> {
+/// Waits until the arm is idle: no write request for half a second (trailing events, retries) and
+/// the child using under 10 % of a core meanwhile (its queue drained: reconciles of its own writes
+/// write nothing but still cost). Returns the write requests counted then.
+async fn settle(client: &kube::Client, pid: u32, timeout: Duration) -> anyhow::Result<u64> {
+    const TICK: Duration = Duration::from_millis(250);
+    let deadline = Instant::now() + timeout;
     let mut last = write_requests(client).await?;
+    let mut cpu = proc::cpu(pid).unwrap_or_default();
     let mut quiet = 0;
-    while quiet < 2 {
-        tokio::time::sleep(Duration::from_millis(250)).await;
+    while quiet < 2 && Instant::now() < deadline {
+        tokio::time::sleep(TICK).await;
         let now = write_requests(client).await?;
-        quiet = if now == last { quiet + 1 } else { 0 };
-        last = now;
+        let cpu_now = proc::cpu(pid).unwrap_or_default();
+        let idle = cpu_now.saturating_sub(cpu) < TICK / 10;
+        quiet = if now == last && idle { quiet + 1 } else { 0 };
+        (last, cpu) = (now, cpu_now);
     }
     Ok(last)
 }
@@ -360,15 +366,16 @@ pub async fn run_arm(seeded: &Seeded, arm: Arm, args: &Args, latency_seconds: u6
     })
     .await?;
     let (first, cpu_first) = seen.lock().expect("seen").first.expect("a first write");
-    let (reached, cpu_reached) = seen.lock().expect("seen").reached.expect("reached");
-    let after_sync = settle(&client).await?;
+    let (reached, _) = seen.lock().expect("seen").reached.expect("reached");
     let pid = child.child.id().context("the arm runs")?;
-    let rss_after_sync = proc::rss(pid).unwrap_or(0);
-    let sync_time = reached.saturating_duration_since(first);
-    let cpu = cpu_reached
+    let after_sync = settle(&client, pid, timeout).await?;
+    // CPU until the arm is idle again: the reconciles its own writes trigger are part of the sync.
+    let cpu = proc::cpu(pid)
         .zip(cpu_first)
         .map(|(b, a)| b.saturating_sub(a))
         .unwrap_or_default();
+    let rss_after_sync = proc::rss(pid).unwrap_or(0);
+    let sync_time = reached.saturating_duration_since(first);
 
     // Latency: steady changes that each make the arm write.
     let changes = latency_phase(&client, &case, &seen, args.change_rate, latency_seconds).await?;
@@ -376,7 +383,7 @@ pub async fn run_arm(seeded: &Seeded, arm: Arm, args: &Args, latency_seconds: u6
         seen.lock().expect("seen").latencies.len() >= changes
     })
     .await;
-    let after_latency = settle(&client).await?;
+    let after_latency = settle(&client, pid, timeout).await?;
     let mut latencies = std::mem::take(&mut seen.lock().expect("seen").latencies);
     latencies.sort_unstable();
 
@@ -386,7 +393,7 @@ pub async fn run_arm(seeded: &Seeded, arm: Arm, args: &Args, latency_seconds: u6
     let mut words = answer.split_whitespace().skip(1);
     let resync_objects: usize = words.next().context("resync count")?.parse()?;
     let resync_ms: u64 = words.next().context("resync time")?.parse()?;
-    let after_resync = settle(&client).await?;
+    let after_resync = settle(&client, pid, timeout).await?;
 
     child.send("quit").await?;
     if tokio::time::timeout(Duration::from_secs(10), child.child.wait())
