@@ -223,6 +223,11 @@ impl ApiServer {
         };
         let host_port = SocketAddr::new(host, addr.port());
         let (url, ca_pem, server) = if config.insecure_http {
+            // No Nagle delay: a watch writes each event as its own small chunk, which would wait for
+            // the client's delayed ACK (40 ms) behind the previous one (Go servers set it too).
+            let tcp = axum::serve::ListenerExt::tap_io(tcp, |s| {
+                let _ = s.set_nodelay(true);
+            });
             let server = tokio::spawn(async move {
                 if let Err(e) = axum::serve(tcp, app).with_graceful_shutdown(shutdown).await {
                     tracing::error!(error = %e, "API server stopped");

@@ -108,6 +108,8 @@ impl TlsListener {
                         continue;
                     }
                 };
+                // No Nagle delay for watch events (see the plain-HTTP listener in lib.rs).
+                let _ = stream.set_nodelay(true);
                 let acceptor = acceptor.clone();
                 let conn_tx = tx.clone();
                 tokio::spawn(async move {
