@@ -96,22 +96,6 @@ const TEMPLATE: &[(&str, &str)] = &[
         "tests/golden.mjs",
         include_str!("../../templates/js/tests/golden.mjs"),
     ),
-    (
-        "tests/greet.snapshot.yaml",
-        include_str!("../../templates/rust/tests/greet.snapshot.yaml"),
-    ),
-    (
-        "tests/greet.expected.yaml",
-        include_str!("../../templates/rust/tests/greet.expected.yaml"),
-    ),
-    (
-        "tests/resync.snapshot.yaml",
-        include_str!("../../templates/rust/tests/resync.snapshot.yaml"),
-    ),
-    (
-        "tests/resync.expected.yaml",
-        include_str!("../../templates/rust/tests/resync.expected.yaml"),
-    ),
 ];
 
 /// Where a build keeps what it generates, inside the project.

@@ -261,8 +261,29 @@ pub fn validate_name(name: &str) -> Result<(), BuildError> {
     Ok(())
 }
 
-/// Writes a template's files into a new project directory: `dir` must not exist or be empty;
-/// every `{{key}}` in the contents is replaced by its value.
+/// The golden fixtures every new project starts with, whatever its language: the same plugin
+/// (a ConfigMap greeter) answers the same snapshots (`host/wasmop/templates/rust/tests/`).
+const FIXTURES: &[(&str, &str)] = &[
+    (
+        "tests/greet.snapshot.yaml",
+        include_str!("../../templates/rust/tests/greet.snapshot.yaml"),
+    ),
+    (
+        "tests/greet.expected.yaml",
+        include_str!("../../templates/rust/tests/greet.expected.yaml"),
+    ),
+    (
+        "tests/resync.snapshot.yaml",
+        include_str!("../../templates/rust/tests/resync.snapshot.yaml"),
+    ),
+    (
+        "tests/resync.expected.yaml",
+        include_str!("../../templates/rust/tests/resync.expected.yaml"),
+    ),
+];
+
+/// Writes a template's files and the shared golden fixtures into a new project directory: `dir`
+/// must not exist or be empty; every `{{key}}` in the contents is replaced by its value.
 pub fn write_template(dir: &Path, files: &[(&str, &str)], vars: &[(&str, &str)]) -> Result<(), BuildError> {
     if dir.exists() {
         let mut entries = std::fs::read_dir(dir).map_err(BuildError::io(dir))?;
@@ -272,7 +293,7 @@ pub fn write_template(dir: &Path, files: &[(&str, &str)], vars: &[(&str, &str)])
             });
         }
     }
-    for (rel, contents) in files {
+    for (rel, contents) in files.iter().chain(FIXTURES) {
         let path = dir.join(rel);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(BuildError::io(parent))?;

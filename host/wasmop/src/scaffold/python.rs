@@ -74,22 +74,6 @@ const TEMPLATE: &[(&str, &str)] = &[
     ),
     (".gitignore", include_str!("../../templates/python/gitignore")),
     ("plugin.py", include_str!("../../templates/python/plugin.py")),
-    (
-        "tests/greet.snapshot.yaml",
-        include_str!("../../templates/rust/tests/greet.snapshot.yaml"),
-    ),
-    (
-        "tests/greet.expected.yaml",
-        include_str!("../../templates/rust/tests/greet.expected.yaml"),
-    ),
-    (
-        "tests/resync.snapshot.yaml",
-        include_str!("../../templates/rust/tests/resync.snapshot.yaml"),
-    ),
-    (
-        "tests/resync.expected.yaml",
-        include_str!("../../templates/rust/tests/resync.expected.yaml"),
-    ),
 ];
 
 /// Where a build stages its entry module and the project's dependencies, inside the project.

@@ -17,22 +17,6 @@ const TEMPLATE: &[(&str, &str)] = &[
     ),
     (".gitignore", include_str!("../../templates/rust/gitignore")),
     ("src/lib.rs", include_str!("../../templates/rust/src/lib.rs")),
-    (
-        "tests/greet.snapshot.yaml",
-        include_str!("../../templates/rust/tests/greet.snapshot.yaml"),
-    ),
-    (
-        "tests/greet.expected.yaml",
-        include_str!("../../templates/rust/tests/greet.expected.yaml"),
-    ),
-    (
-        "tests/resync.snapshot.yaml",
-        include_str!("../../templates/rust/tests/resync.snapshot.yaml"),
-    ),
-    (
-        "tests/resync.expected.yaml",
-        include_str!("../../templates/rust/tests/resync.expected.yaml"),
-    ),
 ];
 
 /// The SDK next to the sources this binary was built from (`guest-sdk/` of the checkout), if it is
