@@ -8,8 +8,9 @@
 //! caches. The text carries `apiVersion` and `kind` (which list items may lack) and no
 //! `managedFields`, which plugins never get. Of those only the host's own entries are kept
 //! (planning reads them), as text too (a parsed `fieldsV1` is a tree several times the size of the
-//! small children it describes); the parsed metadata has none, nor the `last-applied-configuration`
-//! annotation, a second copy of the object that nothing in the engine reads.
+//! small children it describes); the parsed metadata has none, and of the annotations only the
+//! host's own (`wasmop.io/...`): the others, `last-applied-configuration` (a second copy of the
+//! object) first, are in the text, which is what plugins read.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -25,7 +26,11 @@ use serde_json::Value;
 /// Field managers of the host start with this (`wasmop/<plugin>`).
 const HOST_MANAGER_PREFIX: &str = "wasmop/";
 
+/// Annotations the engine reads start with this (`wasmop.io/owner`).
+const HOST_ANNOTATION_PREFIX: &str = "wasmop.io/";
+
 /// kubectl's copy of the last applied manifest.
+#[cfg(test)]
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// See the module docs.
@@ -89,8 +94,9 @@ impl WatchedObject {
                 push_json(&mut text, &f);
                 text.into_boxed_str()
             });
+        // The engine reads only its own annotations (`wasmop.io/owner`); the text keeps them all.
         if let Some(annotations) = &mut metadata.annotations {
-            annotations.remove(LAST_APPLIED);
+            annotations.retain(|k, _| k.starts_with(HOST_ANNOTATION_PREFIX));
         }
         CachedObject {
             metadata,
@@ -291,7 +297,10 @@ mod tests {
         let fields = cached.managed_fields();
         let managers: Vec<_> = fields.iter().filter_map(|m| m.manager.as_deref()).collect();
         assert_eq!(managers, ["wasmop/pdb-guard"]);
-        assert!(!cached.annotations().contains_key(LAST_APPLIED));
+        assert!(
+            cached.annotations().is_empty(),
+            "only the host's annotations are parsed"
+        );
         assert_eq!(cached.name_any(), "web");
         assert_eq!(cached.resource_version().as_deref(), Some("7"));
     }

@@ -12,6 +12,8 @@
 //! table goes to stdout and, with `--write-docs`, to `docs/performance.md`; `--check` runs the quick
 //! mode and fails on the CI regression bounds (`.ci/bench-guard`).
 
+#[path = "reconcile/cachemem.rs"]
+mod cachemem;
 #[path = "reconcile/child.rs"]
 mod child;
 #[path = "reconcile/cli.rs"]
@@ -33,6 +35,10 @@ use clap::Parser;
 
 use cli::{Args, Workload};
 use parent::Case;
+
+/// Counts the bytes a cache keeps (only while `cachemem` measures).
+#[global_allocator]
+static ALLOCATOR: cachemem::Counting = cachemem::Counting;
 
 fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -138,7 +144,24 @@ async fn parent_main(args: Args) -> anyhow::Result<()> {
     if !failures.is_empty() {
         notes.push_str(&format!("\n\nFailed: {}.", failures.join("; ")));
     }
-    let text = report::report(&rows, &notes);
+    let mut text = report::report(&rows, &notes);
+    // Exact heap bytes per cached object, for each Deployment size of the run (not in the quick mode).
+    if plan.workloads.contains(&Workload::Pdb) && !args.quick && !args.check {
+        let mut figures = Vec::new();
+        for size in &plan.sizes {
+            eprintln!("cache memory: {} Deployments", size.label());
+            figures.push(cachemem::measure(size.label(), 2000, size.bytes(), &args).await?);
+        }
+        text.push_str(&format!(
+            "\n### Cache memory per object\n\nHeap bytes each cache keeps per object, counted by the \
+             allocator while 2 000 listed Deployments (as the API server serves them) fill it: \
+             wasmop's store (`engine/src/object.rs`: metadata parsed, the object once as JSON text, \
+             no `managedFields` but the host's own), kube's `DynamicObject` (a `serde_json::Value` \
+             tree, what the engine kept before) and a typed `Deployment` (what a kube-runtime \
+             reflector keeps).\n\n{}",
+            cachemem::table(&figures)
+        ));
+    }
     println!("{text}");
     if args.write_docs {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/performance.md");
