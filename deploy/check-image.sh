@@ -162,8 +162,10 @@ if grep -qi 'forbidden' "$work/host.log"; then fail "the host was refused someth
 # Compiled plugins went to /cache/wasmop, as the pod's user, private to it (0700, key 0600).
 [ -n "$(find "$cache/wasmop" -name '*.cwasm' -type f -print -quit)" ] || fail "nothing was cached in /cache/wasmop"
 [ -z "$(find "$cache" -mindepth 1 ! -user "$uid" -print -quit)" ] || fail "files in /cache not owned by $uid"
-[ "$(stat -c %a "$cache/wasmop")" = 700 ] || fail "/cache/wasmop is not mode 0700"
-[ "$(stat -c %a "$cache/wasmop/key")" = 600 ] || fail "/cache/wasmop/key is not mode 0600"
+# Permission bits only: the directory inherits the emptyDir's setgid bit (2700), which opens nothing.
+perms() { printf '%03o' $(( 0$(stat -c %a "$1") & 0777 )); }
+[ "$(perms "$cache/wasmop")" = 700 ] || fail "/cache/wasmop is not mode 0700 ($(stat -c %a "$cache/wasmop"))"
+[ "$(perms "$cache/wasmop/key")" = 600 ] || fail "/cache/wasmop/key is not mode 0600 ($(stat -c %a "$cache/wasmop/key"))"
 "$rootfs/wasmop" plugins --status-addr "127.0.0.1:$status_port" || fail "the status endpoint did not answer"
 
 # A kubelet stops a container with SIGTERM: the host (the child of unshare) exits 0 within the
