@@ -465,6 +465,17 @@ impl Store {
         self.state.read().expect("store lock").compacted
     }
 
+    /// Forgets the watch history up to the current revision, as an etcd compaction does: a watch
+    /// from any earlier revision gets 410 Gone, and its client must relist. Open watches that have
+    /// seen everything go on. Only the in-memory history goes (the data file keeps its events, so a
+    /// restart can serve them again); fault tests use it to expire clients' watches at will.
+    pub fn compact(&self) -> u64 {
+        let mut state = self.state.write().expect("store lock");
+        state.history.clear();
+        state.compacted = state.revision;
+        state.compacted
+    }
+
     /// Atomically reads the object at `key`, lets `f` decide, and commits the result durably.
     ///
     /// `f` receives the current object and the revision this write will get. It runs under the writer
@@ -642,6 +653,25 @@ mod tests {
         }
         assert_eq!(store.events_since(None, 1).err(), Some(4));
         assert_eq!(store.events_since(None, 4).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_compaction_expires_every_earlier_revision_and_later_events_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 100).unwrap();
+        put(&store, "a", "1");
+        put(&store, "b", "1");
+        let now = store.revision();
+        assert_eq!(store.compact(), now);
+        assert_eq!(store.events_since(None, now - 1).err(), Some(now));
+        assert!(store.events_since(None, now).unwrap().is_empty());
+        put(&store, "a", "2");
+        let events = store.events_since(Some("/configmaps"), now).unwrap();
+        assert_eq!(
+            events.iter().map(|e| e.revision).collect::<Vec<_>>(),
+            vec![now + 1]
+        );
+        assert_eq!(store.compacted_revision(), now);
     }
 
     #[test]
