@@ -142,7 +142,6 @@ pub fn runtime() -> wasmop_runtime::Runtime {
         let cache = target().join("wasmop-lang-compiled");
         std::fs::create_dir_all(&cache).unwrap();
         wasmop_runtime::Runtime::new(wasmop_runtime::RuntimeConfig {
-            max_instances: 16,
             cache_dir: Some(cache),
             ..Default::default()
         })

@@ -285,7 +285,6 @@ fn compiled_plugins_are_cached_on_disk_and_bad_entries_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = || {
         Runtime::new(RuntimeConfig {
-            max_instances: 4,
             cache_dir: Some(dir.path().into()),
             ..Default::default()
         })

@@ -265,8 +265,8 @@ async fn a_python_plugin_is_replaced_in_place_by_the_typescript_one() {
 /// pdb-guard several times; run with `cargo test --release -p wasmop --test it --
 /// --ignored --nocapture sdk_languages::language_costs`): component size, `wasmop build` time
 /// (toolchain installed), compile time, warm load from the compile cache, and one reconcile with
-/// a fresh instance (median of 200, `create` fixture), with the default (on-demand) and the pooling
-/// instance allocator.
+/// a fresh instance (median of 200, `create` fixture), with wasmtime's on-demand allocator and with
+/// the default, the plugin's own instance pool (whose sizing is printed too).
 #[tokio::test]
 #[ignore = "measurement; its figures are in docs/plugins.md"]
 async fn language_costs() {
@@ -312,6 +312,7 @@ async fn language_costs() {
         let compiled = tempfile::tempdir().unwrap();
         let warm = wasmop_runtime::Runtime::new(wasmop_runtime::RuntimeConfig {
             cache_dir: Some(compiled.path().join("c")),
+            instances_per_plugin: 0,
             ..Default::default()
         })
         .unwrap();
@@ -330,16 +331,25 @@ async fn language_costs() {
             calls.push(started.elapsed());
         }
         calls.sort();
-        // The same with the pooling instance allocator (16 slots).
+        // The same with the default: the plugin's own pool.
         let pooled = wasmop_runtime::Runtime::new(wasmop_runtime::RuntimeConfig {
-            pooling: true,
-            max_instances: 16,
             cache_dir: Some(compiled.path().join("c")),
             ..Default::default()
         })
         .unwrap();
         let pooled_call = match pooled.load(&wasm, limits) {
             Ok(plugin) => {
+                let pool = plugin.instance_pool().expect("pooled by default");
+                let f = pool.footprint;
+                println!(
+                    "{lang}: {} slots of {} core instances, {} memories ({} KiB initial), {} tables ({} elements initial)",
+                    pool.slots,
+                    f.core_instances,
+                    f.memories,
+                    f.initial_memory_bytes >> 10,
+                    f.tables,
+                    f.initial_table_elements
+                );
                 let mut pooled_calls = Vec::new();
                 for i in 0..220 {
                     let started = Instant::now();
@@ -366,7 +376,7 @@ async fn language_costs() {
         ));
     }
     println!(
-        "| Language | Component | `wasmop build` | Compile | Warm load | Reconcile, fresh instance (median) | The same, pooling allocator |"
+        "| Language | Component | `wasmop build` | Compile | Warm load | Reconcile, fresh instance, on-demand allocator (median) | The same, the plugin's own pool (default) |"
     );
     println!("|---|---|---|---|---|---|---|");
     for row in rows {

@@ -18,16 +18,20 @@
 
 mod bindings;
 mod cache;
+mod compile;
 mod convert;
 mod error;
 mod host;
 mod plugin;
+mod pool;
 mod runtime;
 mod v0_1;
 
 pub use cache::{ArtifactCache, CacheStats, Rejection};
+pub use compile::CompileLimits;
 pub use error::{CacheError, LoadError, RuntimeError};
-pub use plugin::{Plugin, PluginLimits};
+pub use plugin::{Containment, Plugin, PluginLimits};
+pub use pool::{Footprint, InstancePool};
 pub use runtime::{CompiledPlugin, Runtime, RuntimeConfig};
 
 /// Loads a plugin with the [shared](Runtime::shared) runtime and the default limits.

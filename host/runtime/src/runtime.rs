@@ -1,33 +1,30 @@
 //! The engine, the linker, and loading: from bytes to a validated [`Plugin`].
 
 use std::hash::{Hash, Hasher};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use wasmop_contract::{CacheReader, EmptyCache};
-use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline};
+use wasmop_contract::EmptyCache;
+use wasmtime::component::Component;
 
 use crate::bindings::{v0_1, v0_2};
 use crate::cache::{ArtifactCache, CacheStats, Digest, Lookup, sha256};
+use crate::compile::CompileLimits;
 use crate::error::{CacheError, LoadError, RuntimeError};
-use crate::host::HostState;
 use crate::plugin::{Outcome, Plugin, PluginLimits, World, bounded, classify};
+use crate::pool::{Footprint, PluginEngine, Ticker};
 
 /// How the engine is set up; one per process is usual ([`Runtime::shared`]).
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
-    /// With [`pooling`](Self::pooling): plugin instances that can exist at once, across all
-    /// plugins (one per running reconcile, one per plugin being loaded); past it a reconcile fails
-    /// with a retryable error. Each slot reserves (but does not commit) address space for its
-    /// linear memories, about 8 GiB. Unused by the on-demand allocator.
-    pub max_instances: u32,
-    /// Pre-reserve `max_instances` instance slots (wasmtime's pooling allocator) instead of mapping
-    /// each instance's memories and stack when it is created and unmapping them when it is dropped
-    /// (the on-demand allocator, the default: nothing is reserved while no reconcile runs).
-    pub pooling: bool,
+    /// Instances of one plugin that can exist at once: each plugin gets its own pool of this many
+    /// slots, each sized for its component ([`crate::pool`]); a call waits for a free one. A slot
+    /// reserves (but does not commit) address space for the component's memories, 4 GiB each, and
+    /// keeps the first pages of each memory resident between calls. 0: no pools (wasmtime's
+    /// on-demand allocator maps each instance's memories when a call starts and unmaps them when it
+    /// ends; calls are a little slower, nothing is reserved).
+    pub instances_per_plugin: u32,
     /// How often the epoch advances: the granularity of deadlines, and how often a running guest
     /// yields to the async executor.
     pub epoch_tick: Duration,
@@ -39,18 +36,23 @@ pub struct RuntimeConfig {
     /// The `wasmop` executable: with a cache, a plugin that is not in it is compiled by a child
     /// process (`wasmop compile`) and loaded from the artifact it writes, so the memory compiling
     /// takes (well over 100 MB, which the allocator keeps once freed) goes back to the system when
-    /// the child exits. `None`, or a child that fails: compiled in this process.
+    /// the child exits. `None`, or a child that cannot run or reports an ordinary error: compiled
+    /// in this process. A child stopped at a limit of [`compile_limits`](Self::compile_limits):
+    /// the component is refused.
     pub compiler: Option<PathBuf>,
+    /// How much compiling one plugin may take: the size of its file, and the time and memory of a
+    /// compile in a child process.
+    pub compile_limits: CompileLimits,
 }
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
-            max_instances: 16,
-            pooling: false,
+            instances_per_plugin: 4,
             epoch_tick: Duration::from_millis(10),
             cache_dir: None,
             compiler: None,
+            compile_limits: CompileLimits::default(),
         }
     }
 }
@@ -62,13 +64,19 @@ pub struct Runtime {
 }
 
 struct RuntimeInner {
-    engine: Engine,
+    /// How every engine is configured, before its allocator is chosen.
+    wasm: wasmtime::Config,
+    /// The on-demand engine: compiles ahead of time (`wasmop compile`), and runs every plugin when
+    /// there are no per-plugin pools.
+    shared: Arc<PluginEngine>,
+    instances_per_plugin: u32,
+    ticker: Arc<Ticker>,
     /// [`Runtime::compatibility_key`], computed once.
     engine_key: Digest,
-    linker: Linker<HostState>,
     cache: Option<ArtifactCache>,
     cache_error: Option<CacheError>,
     compiler: Option<PathBuf>,
+    compile_limits: CompileLimits,
     /// Plugins compiled by a child process so far.
     child_compiles: std::sync::atomic::AtomicU64,
 }
@@ -85,25 +93,11 @@ impl Runtime {
     /// Sets up an engine and starts its epoch ticker (a thread that stops when the last clone of
     /// this runtime, and of every plugin loaded with it, is dropped).
     pub fn new(config: RuntimeConfig) -> Result<Runtime, RuntimeError> {
-        let n = config.max_instances.max(1);
-        let mut pool = PoolingAllocationConfig::new();
-        // A Rust component is a handful of core instances (the program plus adapter shims) with
-        // one or two memories and tables; leave room for more.
-        pool.total_component_instances(n)
-            .total_core_instances(n.saturating_mul(8))
-            .total_memories(n.saturating_mul(2))
-            .total_tables(n.saturating_mul(4))
-            .total_stacks(n);
         let mut wasm = wasmtime::Config::new();
         wasm.wasm_component_model(true)
             .epoch_interruption(true)
             // Cranelift compiles a component's functions on every core (rayon).
-            .parallel_compilation(true)
-            .allocation_strategy(if config.pooling {
-                InstanceAllocationStrategy::Pooling(pool)
-            } else {
-                InstanceAllocationStrategy::OnDemand
-            });
+            .parallel_compilation(true);
         // A refused cache directory does not stop the host: compiling every time costs start-up
         // time only, while refusing to start would let whoever planted the directory deny service.
         let (cache, cache_error) = match config.cache_dir.as_deref().map(ArtifactCache::open) {
@@ -114,46 +108,23 @@ impl Runtime {
             }
             None => (None, None),
         };
-        let engine = Engine::new(&wasm).map_err(|e| RuntimeError(format!("{e:#}")))?;
-        let engine_key = {
-            let mut h = Sha256Hasher(ring::digest::Context::new(&ring::digest::SHA256));
-            engine.precompile_compatibility_hash().hash(&mut h);
-            h.0.finish().as_ref().try_into().expect("32 bytes")
-        };
-
-        let mut linker = Linker::<HostState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| RuntimeError(format!("linking WASI: {e:#}")))?;
-        // Both contract versions' imports: their instance names differ by version, so a 0.1 and a
-        // 0.2 component link against the same linker.
-        v0_2::Reconciler::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
-            .map_err(|e| RuntimeError(format!("linking the host imports (0.2): {e:#}")))?;
-        v0_1::Reconciler::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
-            .map_err(|e| RuntimeError(format!("linking the host imports (0.1): {e:#}")))?;
-
-        let weak = engine.weak();
-        let tick = config.epoch_tick.max(Duration::from_millis(1));
-        std::thread::Builder::new()
-            .name("wasmop-epoch".into())
-            .spawn(move || {
-                loop {
-                    std::thread::sleep(tick);
-                    match weak.upgrade() {
-                        Some(engine) => engine.increment_epoch(),
-                        None => break,
-                    }
-                }
-            })
-            .map_err(|e| RuntimeError(format!("starting the epoch ticker: {e}")))?;
+        let shared = PluginEngine::on_demand(&wasm)?;
+        // Pool settings are not part of it: every plugin's engine shares this key.
+        let engine_key = compatibility_key_of(&shared.engine);
+        let ticker = Ticker::start(config.epoch_tick)?;
+        ticker.add(&shared.engine);
 
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
-                engine,
+                wasm,
+                shared: Arc::new(shared),
+                instances_per_plugin: config.instances_per_plugin,
+                ticker,
                 engine_key,
-                linker,
                 cache,
                 cache_error,
                 compiler: config.compiler,
+                compile_limits: config.compile_limits,
                 child_compiles: Default::default(),
             }),
         })
@@ -172,8 +143,8 @@ impl Runtime {
     }
 
     #[cfg(test)]
-    pub(crate) fn engine(&self) -> &Engine {
-        &self.inner.engine
+    pub(crate) fn engine(&self) -> &wasmtime::Engine {
+        &self.inner.shared.engine
     }
 
     /// Plugins compiled by a child process (see [`RuntimeConfig::compiler`]) so far.
@@ -231,22 +202,67 @@ impl Runtime {
     }
 
     /// Compiles a component to native code (or loads its verified artifact from the compile
-    /// cache, and writes one after compiling), without checking it is a reconciler yet.
+    /// cache, and writes one after compiling), without checking it is a reconciler yet, for an
+    /// engine whose instance pool is sized for it ([`RuntimeConfig::instances_per_plugin`]).
     pub fn compile(&self, file: &str, bytes: &[u8]) -> Result<CompiledPlugin, LoadError> {
         check_header(file, bytes)?;
+        crate::compile::check_size(file, bytes, &self.inner.compile_limits)?;
+        let footprint = match self.inner.instances_per_plugin {
+            0 => None,
+            _ => Footprint::of(bytes),
+        };
+        // No pools, or a binary that does not parse (compiling says why): the shared engine.
+        let Some(footprint) = footprint else {
+            return self.compile_on(self.inner.shared.clone(), file, bytes);
+        };
+        let compiled = self.compile_on(self.pooled(file, footprint)?, file, bytes)?;
+        // wasmtime's own count is what instantiating will need; if the binary's sections said
+        // less, size the pool again (compiling again is a cache hit when there is a cache).
+        match compiled.component.resources_required() {
+            Some(required) if footprint.covers(&required) => Ok(compiled),
+            Some(required) => {
+                let counted = Footprint::from(&required);
+                let footprint = Footprint {
+                    memories: footprint.memories.max(counted.memories),
+                    tables: footprint.tables.max(counted.tables),
+                    initial_memory_bytes: footprint.initial_memory_bytes.max(counted.initial_memory_bytes),
+                    initial_table_elements: footprint.initial_table_elements.max(counted.initial_table_elements),
+                    ..footprint
+                };
+                tracing::debug!(%file, ?footprint, "instance pool sized again from the compiled component");
+                self.compile_on(self.pooled(file, footprint)?, file, bytes)
+            }
+            // It instantiates modules it imports: no pool can be sized ahead.
+            None => self.compile_on(self.inner.shared.clone(), file, bytes),
+        }
+    }
+
+    /// A new engine with a pool for a component of this footprint, ticked with the others.
+    fn pooled(&self, file: &str, footprint: Footprint) -> Result<Arc<PluginEngine>, LoadError> {
+        let engine = PluginEngine::pooled(&self.inner.wasm, footprint, self.inner.instances_per_plugin)
+            .map_err(|source| LoadError::Runtime {
+                file: file.to_string(),
+                source,
+            })?;
+        self.inner.ticker.add(&engine.engine);
+        Ok(Arc::new(engine))
+    }
+
+    fn compile_on(&self, engine: Arc<PluginEngine>, file: &str, bytes: &[u8]) -> Result<CompiledPlugin, LoadError> {
         let cached = self.inner.cache.as_ref().map(|cache| (cache, sha256(bytes)));
         if let Some((cache, digest)) = &cached
-            && let Lookup::Hit(component) = cache.lookup(&self.inner.engine, &self.inner.engine_key, digest)
+            && let Lookup::Hit(component) = cache.lookup(&engine.engine, &self.inner.engine_key, digest)
         {
             return Ok(CompiledPlugin {
                 file: file.to_string(),
                 component,
+                engine,
                 from_cache: true,
             });
         }
         if let (Some((cache, digest)), Some(exe)) = (&cached, &self.inner.compiler)
-            && compile_in_child(exe, cache, file, bytes)
-            && let Some(component) = cache.take_compiled(&self.inner.engine, &self.inner.engine_key, digest)
+            && crate::compile::in_child(exe, cache, file, bytes, &self.inner.compile_limits)?
+            && let Some(component) = cache.take_compiled(&engine.engine, &self.inner.engine_key, digest)
         {
             self.inner
                 .child_compiles
@@ -254,10 +270,11 @@ impl Runtime {
             return Ok(CompiledPlugin {
                 file: file.to_string(),
                 component,
+                engine,
                 from_cache: false,
             });
         }
-        let component = Component::new(&self.inner.engine, bytes).map_err(|e| LoadError::Compile {
+        let component = Component::new(&engine.engine, bytes).map_err(|e| LoadError::Compile {
             file: file.to_string(),
             reason: format!("{e:#}"),
         })?;
@@ -273,6 +290,7 @@ impl Runtime {
         Ok(CompiledPlugin {
             file: file.to_string(),
             component,
+            engine,
             from_cache: false,
         })
     }
@@ -281,7 +299,9 @@ impl Runtime {
     /// gives), for an on-disk cache. See [`compatibility_key`](Self::compatibility_key).
     pub fn precompile(&self, file: &str, bytes: &[u8]) -> Result<Vec<u8>, LoadError> {
         check_header(file, bytes)?;
+        crate::compile::check_size(file, bytes, &self.inner.compile_limits)?;
         self.inner
+            .shared
             .engine
             .precompile_component(bytes)
             .map_err(|e| LoadError::Compile {
@@ -300,13 +320,17 @@ impl Runtime {
     /// Links a compiled component against the reconciler world (0.2, else 0.1), calls its
     /// `metadata` export once (with `limits`) and validates the answer.
     pub fn instantiate(&self, compiled: CompiledPlugin, limits: PluginLimits) -> Result<Plugin, LoadError> {
-        let CompiledPlugin { file, component, .. } = compiled;
+        let CompiledPlugin {
+            file,
+            component,
+            engine,
+            ..
+        } = compiled;
         let wrong_world = |reason: String| LoadError::WrongWorld {
             file: file.clone(),
             reason,
         };
-        let pre = self
-            .inner
+        let pre = engine
             .linker
             .instantiate_pre(&component)
             .map_err(|e| wrong_world(format!("{e:#}")))?;
@@ -332,7 +356,9 @@ impl Runtime {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| file.clone())
             .into();
-        let mut store = self.store(label, Arc::new(EmptyCache), limits);
+        // The pool is new: a slot is free.
+        let slot = engine.try_slot();
+        let mut store = engine.store(label, Arc::new(EmptyCache), limits);
         let call = async {
             Ok(match &world {
                 World::V0_2(pre) => {
@@ -361,6 +387,8 @@ impl Runtime {
             Outcome::Done(Err(e)) => return Err(failure(classify(e, store.data(), limits))),
             Outcome::Failed(f) => return Err(failure(f)),
         };
+        drop(store);
+        drop(slot);
         metadata.validate().map_err(|source| LoadError::InvalidMetadata {
             file: file.clone(),
             source,
@@ -374,76 +402,13 @@ impl Runtime {
         };
         Ok(Plugin::new(
             self.clone(),
+            engine,
             file,
             metadata,
             world,
             component,
             limits,
         ))
-    }
-
-    /// A fresh store for one call: its own WASI context, cache, memory cap and deadline.
-    pub(crate) fn store(
-        &self,
-        plugin: Arc<str>,
-        cache: Arc<dyn CacheReader>,
-        limits: PluginLimits,
-    ) -> Store<HostState> {
-        let mut store = Store::new(
-            &self.inner.engine,
-            HostState::new(plugin, cache, limits.memory_bytes),
-        );
-        store.limiter(|s| &mut s.limiter);
-        let deadline = Instant::now() + limits.deadline;
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |mut ctx| {
-            if Instant::now() >= deadline {
-                ctx.data_mut().timed_out = true;
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                // Let other tasks run, then check again at the next tick.
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
-        store
-    }
-}
-
-/// Runs `exe compile -o CACHE` on a private copy of `bytes` (the file may have changed since it was
-/// read); whether it succeeded. Its errors are logged: the caller then compiles in-process, which
-/// reports a broken plugin's error as usual.
-fn compile_in_child(exe: &Path, cache: &ArtifactCache, file: &str, bytes: &[u8]) -> bool {
-    let run = || -> Result<std::process::Output, std::io::Error> {
-        let copy = crate::cache::temp_name(&cache.dir().join("plugin.wasm"))?;
-        let written = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&copy)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, bytes));
-        let output = written.and_then(|()| {
-            std::process::Command::new(exe)
-                .arg("compile")
-                .arg("-o")
-                .arg(cache.dir())
-                .arg(&copy)
-                .stdin(std::process::Stdio::null())
-                .output()
-        });
-        let _ = std::fs::remove_file(&copy);
-        output
-    };
-    match run() {
-        Ok(out) if out.status.success() => true,
-        Ok(out) => {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            tracing::warn!(%file, status = %out.status, stderr = %stderr.trim(), "compiling in a child process failed; compiling here");
-            false
-        }
-        Err(e) => {
-            tracing::warn!(%file, exe = %exe.display(), error = %e, "cannot compile in a child process; compiling here");
-            false
-        }
     }
 }
 
@@ -457,6 +422,13 @@ fn check_header(file: &str, bytes: &[u8]) -> Result<(), LoadError> {
         return Err(LoadError::NotComponent { file: file.into() });
     }
     Ok(())
+}
+
+/// SHA-256 of wasmtime's compatibility hash of `engine`.
+fn compatibility_key_of(engine: &wasmtime::Engine) -> Digest {
+    let mut h = Sha256Hasher(ring::digest::Context::new(&ring::digest::SHA256));
+    engine.precompile_compatibility_hash().hash(&mut h);
+    h.0.finish().as_ref().try_into().expect("32 bytes")
 }
 
 /// Feeds wasmtime's engine-compatibility hash into SHA-256, for a key that is the same in every
@@ -477,6 +449,8 @@ impl Hasher for Sha256Hasher {
 pub struct CompiledPlugin {
     file: String,
     component: Component,
+    /// The engine it was compiled for (its instance pool sized for it).
+    engine: Arc<PluginEngine>,
     from_cache: bool,
 }
 
@@ -634,10 +608,35 @@ mod tests {
         assert_eq!(rt.compatibility_key(), rt.compatibility_key());
         // Another engine of the same configuration has the same key (it is not a random hash).
         let other = Runtime::new(RuntimeConfig {
-            max_instances: 2,
+            instances_per_plugin: 0,
             ..RuntimeConfig::default()
         })
         .unwrap();
         assert_eq!(other.compatibility_key(), rt.compatibility_key());
+    }
+
+    #[test]
+    fn each_plugin_gets_a_pool_sized_for_it_sharing_the_artifacts_key() {
+        let rt = runtime();
+        let component = |memories: usize| {
+            let module = format!("(core module $m {})", "(memory 3)".repeat(memories));
+            wat::parse_str(format!("(component {module} (core instance (instantiate $m)))")).unwrap()
+        };
+        let one = rt.compile("one.wasm", &component(1)).unwrap();
+        let three = rt.compile("three.wasm", &component(3)).unwrap();
+        let (a, b) = (one.engine.pool.unwrap(), three.engine.pool.unwrap());
+        assert_eq!((a.slots, b.slots), (4, 4));
+        assert_eq!((a.footprint.memories, b.footprint.memories), (1, 3));
+        assert_eq!(a.footprint.initial_memory_bytes, 3 << 16);
+        // Two engines, both loading what the compile cache keeps under the shared key.
+        assert!(!wasmtime::Engine::same(&one.engine.engine, &three.engine.engine));
+        assert_eq!(compatibility_key_of(&one.engine.engine), rt.compatibility_key());
+        // No pools: the shared engine.
+        let on_demand = Runtime::new(RuntimeConfig {
+            instances_per_plugin: 0,
+            ..RuntimeConfig::default()
+        })
+        .unwrap();
+        assert!(on_demand.compile("one.wasm", &component(1)).unwrap().engine.pool.is_none());
     }
 }

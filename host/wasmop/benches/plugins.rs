@@ -4,11 +4,11 @@
 //!   wall time when compilation runs on several cores), warm load from the compile cache (median of
 //!   5: read, MAC check, deserialize, link, metadata) and just the artifact read, and compile
 //!   throughput in MB/s;
-//! - the cost of one reconcile call (fresh instance, call, drop) with the on-demand and the
-//!   pooling instance allocator;
+//! - the cost of one reconcile call (fresh instance, call, drop) with wasmtime's on-demand
+//!   allocator and with the plugin's own instance pool (the default);
 //! - idle memory of `wasmop run` with the three example plugins: resident (VmRSS) and reserved
 //!   address space (VmSize), compiled in-process (cold) and from the compile cache (warm), with the
-//!   on-demand allocator (the default) and a 128-slot pool (the former default);
+//!   on-demand allocator and with a pool of 4 per plugin (the default);
 //! - end to end with `wasmop run` against the embedded API server: the time from a plugin file put in
 //!   the watched directory to its first reconcile's write, cold (compiling) and warm (cached).
 
@@ -96,10 +96,9 @@ async fn call_cost() {
     }))
     .unwrap();
     let cache = tempfile::tempdir().unwrap();
-    for (label, pooling) in [("on-demand", false), ("pooling, 16 slots", true)] {
+    for (label, instances_per_plugin) in [("on-demand", 0), ("the plugin's pool, 4 slots (default)", 4)] {
         let rt = Runtime::new(RuntimeConfig {
-            pooling,
-            max_instances: 16,
+            instances_per_plugin,
             cache_dir: Some(cache.path().into()),
             ..Default::default()
         })
@@ -143,7 +142,7 @@ async fn idle_memory(kubeconfig: &Path) {
         )
         .unwrap();
     }
-    for (label, pool) in [("on-demand (default)", "0"), ("pooling, 128 slots", "128")] {
+    for (label, pool) in [("on-demand", "0"), ("a pool of 4 per plugin (default)", "4")] {
         let cache = tempfile::tempdir().unwrap();
         for state in ["cold", "warm"] {
             let mut child = host_with(

@@ -108,11 +108,12 @@ pub struct CacheArgs {
     /// Compile every plugin on every load.
     #[arg(long, env = "WASMOP_NO_CACHE")]
     pub no_cache: bool,
-    /// Plugin instances to reserve up front (wasmtime's pooling allocator: a little faster to
-    /// instantiate, about 8 GiB of address space per slot; past it a reconcile is retried). Size it
-    /// as the sum of the plugins' concurrency plus one per plugin. 0: map each instance's memory
-    /// when a call starts and unmap it when it ends (nothing reserved while idle).
-    #[arg(long, env = "WASMOP_INSTANCE_POOL", default_value_t = 0)]
+    /// Instances of one plugin that can exist at once: each plugin gets its own pool of this many
+    /// slots, sized from its component (its memories and tables; 4 GiB of address space reserved,
+    /// not committed, per memory and slot) and keeping each memory's first pages resident between
+    /// calls; a call waits for a free slot. 0: no pools (each call maps its instance's memories and
+    /// unmaps them when it ends: slower calls, nothing reserved).
+    #[arg(long, env = "WASMOP_INSTANCE_POOL", default_value_t = 4)]
     pub instance_pool: u32,
     /// The `wasmop` executable to compile plugins with, in a child process (`wasmop compile`), so
     /// that the memory compiling takes is not kept by the host: set by `wasmop run` and `wasmop dev`

@@ -263,7 +263,7 @@ pub async fn compile(args: crate::cli::CompileArgs) -> Result<(), CommandError> 
             crate::cli::CacheArgs {
                 cache_dir: None,
                 no_cache: false,
-                instance_pool: 0,
+                instance_pool: 4,
                 compiler: None,
             }
             .dir()

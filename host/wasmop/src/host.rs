@@ -73,9 +73,8 @@ impl Host {
         let engine = Arc::new(Engine::new(client.clone(), args.engine.config()));
         let runtime = Runtime::new(RuntimeConfig {
             cache_dir: args.cache.dir(),
-            pooling: args.cache.instance_pool > 0,
+            instances_per_plugin: args.cache.instance_pool,
             compiler: args.cache.compiler.clone(),
-            max_instances: args.cache.instance_pool.max(1),
             ..RuntimeConfig::default()
         })
         .map_err(HostError::Runtime)?;

@@ -60,6 +60,10 @@ pub struct PluginLimitsArgs {
     /// Linear memory one reconcile may use, e.g. `64Mi`, `1Gi`, `100M` or bytes.
     #[arg(long, env = "WASMOP_MEMORY", default_value = "64Mi", value_parser = parse_bytes)]
     pub memory: u64,
+    /// The size one answer of a plugin may have (its JSON documents and other strings together),
+    /// e.g. `8Mi`; a larger answer fails that reconcile, and nothing of it is written.
+    #[arg(long, env = "WASMOP_MAX_ANSWER", default_value = "8Mi", value_parser = parse_bytes)]
+    pub max_answer: u64,
 }
 
 impl PluginLimitsArgs {
@@ -67,6 +71,7 @@ impl PluginLimitsArgs {
         PluginLimits {
             deadline: self.deadline,
             memory_bytes: self.memory,
+            answer_bytes: self.max_answer,
         }
     }
 }
@@ -213,13 +218,9 @@ fn crd_stream(path: &Path, metadata: &Metadata) -> Result<String, OfflineError> 
     Ok(out)
 }
 
-/// A runtime for the offline commands: one plugin at a time, so a small pool is enough and
-/// reserves less address space.
+/// A runtime for the offline commands.
 pub(crate) fn runtime() -> Result<Runtime, OfflineError> {
-    Ok(Runtime::new(RuntimeConfig {
-        max_instances: 4,
-        ..RuntimeConfig::default()
-    })?)
+    Ok(Runtime::new(RuntimeConfig::default())?)
 }
 
 pub(crate) async fn load(

@@ -8,7 +8,6 @@ const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\0\x01\0";
 
 fn runtime(dir: &Path) -> Runtime {
     Runtime::new(RuntimeConfig {
-        max_instances: 2,
         cache_dir: Some(dir.into()),
         ..RuntimeConfig::default()
     })
