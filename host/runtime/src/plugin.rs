@@ -18,6 +18,7 @@ use crate::bindings::{v0_1, v0_2};
 use crate::convert;
 use crate::error::LoadError;
 use crate::host::HostState;
+use crate::pool::PluginEngine;
 use crate::runtime::Runtime;
 
 /// What one call of a plugin may use.
@@ -55,7 +56,10 @@ pub struct Plugin {
 }
 
 struct PluginInner {
-    runtime: Runtime,
+    /// Keeps the epoch ticker (and compile cache) alive as long as the plugin.
+    _runtime: Runtime,
+    /// Its engine and instance pool.
+    engine: Arc<PluginEngine>,
     file: String,
     name: Arc<str>,
     metadata: Metadata,
@@ -98,6 +102,7 @@ impl std::fmt::Debug for Plugin {
 impl Plugin {
     pub(crate) fn new(
         runtime: Runtime,
+        engine: Arc<PluginEngine>,
         file: String,
         metadata: Metadata,
         world: World,
@@ -106,7 +111,8 @@ impl Plugin {
     ) -> Plugin {
         Plugin {
             inner: Arc::new(PluginInner {
-                runtime,
+                _runtime: runtime,
+                engine,
                 file,
                 name: metadata.name.as_str().into(),
                 metadata,
@@ -143,6 +149,11 @@ impl Plugin {
         self
     }
 
+    /// Its instance pool (`None` with the on-demand allocator).
+    pub fn instance_pool(&self) -> Option<crate::pool::InstancePool> {
+        self.inner.engine.pool
+    }
+
     /// The peak linear memory (bytes, all memories of the instance together) of its calls so far
     /// (`reconcile` and `map`, failed ones included; a growth refused by the memory cap is not
     /// counted): the highest of each call's high-water mark. Shared by clones; 0 before any call.
@@ -175,7 +186,9 @@ impl Plugin {
         cache: Arc<dyn CacheReader>,
     ) -> Result<Desired, ReconcileFailure> {
         let limits = self.limits;
-        let mut store = self.inner.runtime.store(self.inner.name.clone(), cache, limits);
+        // Held until the store is dropped: the instance's pool slot.
+        let _slot = self.inner.engine.slot().await;
+        let mut store = self.inner.engine.store(self.inner.name.clone(), cache, limits);
         match &self.inner.world {
             World::V0_2(pre) => {
                 let input = convert::snapshot_to_wit(snapshot);
@@ -227,7 +240,9 @@ impl Plugin {
             return Ok(Vec::new());
         };
         let limits = self.limits;
-        let mut store = self.inner.runtime.store(self.inner.name.clone(), cache, limits);
+        // Held until the store is dropped: the instance's pool slot.
+        let _slot = self.inner.engine.slot().await;
+        let mut store = self.inner.engine.store(self.inner.name.clone(), cache, limits);
         let input = convert::trigger_to_wit(trigger);
         let call = async {
             let instance = pre.instantiate_async(&mut store).await?;
