@@ -1,5 +1,5 @@
-//! Fault injection for tests: answer a share of requests with 429 + Retry-After or 500, add latency
-//! (to every request, or to discovery alone), refuse chosen verbs on chosen resources with 403 as an
+//! Fault injection for tests: answer a share of requests (or of writes alone) with 429 + Retry-After
+//! or 500, add latency (to every request, a share of them, or discovery alone), record requests, refuse chosen verbs on chosen resources with 403 as an
 //! RBAC-enforcing kube-apiserver would, and end every open watch — switchable at run time, off unless the server was started with it, so
 //! engine tests can exercise backoff, Retry-After handling and relists against the real server.
 
@@ -25,7 +25,30 @@ pub struct FaultSettings {
     pub discovery_latency: Duration,
     /// Requests answered 403 Forbidden, as kube-apiserver answers a user its RBAC does not allow.
     pub forbidden: Vec<Forbidden>,
+    /// Share (0.0–1.0) of API requests delayed by `slow_latency` (on top of `latency`).
+    pub slow_requests: f64,
+    pub slow_latency: Duration,
+    /// When set, `too_many_requests`, `internal_errors` and `slow_requests` apply to writes alone
+    /// (create, update, patch, delete); reads and watches pass untouched.
+    pub writes_only: bool,
+    /// When set, every API request is recorded (see [`Faults::journal`]), so a test can check a
+    /// client's pacing from the server's side.
+    pub record: bool,
 }
+
+/// One API request as fault injection saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seen {
+    pub at: std::time::Instant,
+    /// RBAC's verb (`patch`, `create`, `list`, ...).
+    pub verb: &'static str,
+    pub path: String,
+    /// The fault injected (429 or 500), if any.
+    pub injected: Option<u16>,
+}
+
+/// The journal keeps at most this many requests (a test's worth).
+const JOURNAL_LIMIT: usize = 1_000_000;
 
 /// A verb on a resource that is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +120,7 @@ pub struct Faults {
     enabled: bool,
     settings: Mutex<FaultSettings>,
     close_watches: tokio::sync::watch::Sender<u64>,
+    journal: Mutex<Vec<Seen>>,
 }
 
 impl Faults {
@@ -105,7 +129,13 @@ impl Faults {
             enabled,
             settings: Mutex::default(),
             close_watches: tokio::sync::watch::channel(0).0,
+            journal: Mutex::default(),
         }
+    }
+
+    /// The requests recorded while `record` was set, oldest first.
+    pub fn journal(&self) -> Vec<Seen> {
+        self.journal.lock().expect("faults lock").clone()
     }
 
     pub fn enabled(&self) -> bool {
@@ -144,29 +174,53 @@ impl Faults {
             return Ok(());
         }
         let s = self.settings();
-        let latency = if is_discovery(path) {
+        let attrs = attributes(method, path, watch);
+        let write = attrs
+            .as_ref()
+            .is_some_and(|a| matches!(a.verb, "create" | "update" | "patch" | "delete"));
+        let shares_apply = write || !s.writes_only;
+        let mut latency = if is_discovery(path) {
             s.latency + s.discovery_latency
         } else {
             s.latency
         };
+        if shares_apply && s.slow_requests > 0.0 && rand::rng().random::<f64>() < s.slow_requests {
+            latency += s.slow_latency;
+        }
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
-        if let Some(a) = attributes(method, path, watch)
+        if let Some(a) = &attrs
             && s.forbidden
                 .iter()
                 .any(|f| f.verb == a.verb && f.resource == a.resource)
         {
-            return Err(forbidden(&a));
+            return Err(forbidden(a));
         }
         let roll: f64 = rand::rng().random();
-        if roll < s.too_many_requests {
-            return Err(ApiError::too_many_requests(s.retry_after_seconds.max(1)));
+        let injected = if !shares_apply {
+            None
+        } else if roll < s.too_many_requests {
+            Some(ApiError::too_many_requests(s.retry_after_seconds.max(1)))
+        } else if roll < s.too_many_requests + s.internal_errors {
+            Some(ApiError::internal("injected fault"))
+        } else {
+            None
+        };
+        if s.record
+            && let Some(a) = &attrs
+        {
+            let mut journal = self.journal.lock().expect("faults lock");
+            if journal.len() < JOURNAL_LIMIT {
+                journal.push(Seen {
+                    at: std::time::Instant::now(),
+                    verb: a.verb,
+                    path: path.to_string(),
+                    injected: injected.as_ref().map(|e| e.code),
+                });
+            }
         }
-        if roll < s.too_many_requests + s.internal_errors {
-            return Err(ApiError::internal("injected fault"));
-        }
-        Ok(())
+        injected.map_or(Ok(()), Err)
     }
 }
 
@@ -224,6 +278,50 @@ mod tests {
         });
         let e = on.before_request(&get, "/api/v1/pods", false).await.unwrap_err();
         assert_eq!((e.code, e.retry_after), (429, Some(3)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn writes_only_spares_reads_and_the_journal_records_what_was_injected() {
+        let on = Faults::new(true);
+        on.set(FaultSettings {
+            too_many_requests: 1.0,
+            retry_after_seconds: 2,
+            slow_requests: 1.0,
+            slow_latency: Duration::from_millis(200),
+            writes_only: true,
+            record: true,
+            ..Default::default()
+        });
+        let path = "/api/v1/namespaces/a/configmaps/b";
+        let start = tokio::time::Instant::now();
+        assert!(on.before_request(&http::Method::GET, path, false).await.is_ok());
+        assert!(
+            on.before_request(&http::Method::GET, "/api/v1/configmaps", true)
+                .await
+                .is_ok()
+        );
+        assert_eq!(start.elapsed(), Duration::ZERO, "reads are not slowed");
+        let e = on
+            .before_request(&http::Method::PATCH, path, false)
+            .await
+            .unwrap_err();
+        assert_eq!((e.code, e.retry_after), (429, Some(2)));
+        assert_eq!(start.elapsed(), Duration::from_millis(200), "writes are");
+        let seen: Vec<_> = on.journal().into_iter().map(|s| (s.verb, s.injected)).collect();
+        assert_eq!(seen, [("get", None), ("watch", None), ("patch", Some(429))]);
+        // A share of 0 slows nothing; without writes_only reads fail too.
+        on.set(FaultSettings {
+            internal_errors: 1.0,
+            slow_latency: Duration::from_secs(1),
+            ..Default::default()
+        });
+        let e = on
+            .before_request(&http::Method::GET, path, false)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 500);
+        assert_eq!(start.elapsed(), Duration::from_millis(200));
+        assert_eq!(on.journal().len(), 3, "recording is off again");
     }
 
     #[tokio::test]

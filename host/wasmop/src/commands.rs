@@ -67,9 +67,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 pub async fn run(mut args: RunArgs) -> Result<(), CommandError> {
     args.host.cache = args.host.cache.compiling_in_child();
     let first_signal = signals();
-    let client = kube::Client::try_default()
+    let config = kube::Config::infer()
         .await
-        .map_err(|e| CommandError::Connect(Box::new(e)))?;
+        .map_err(|e| CommandError::Connect(Box::new(kube::Error::InferConfig(e))))?;
+    let client = host::host_client(config).map_err(|e| CommandError::Connect(Box::new(e)))?;
     let mut host = Host::start(client, &args.host, &args.plugins).await?;
     if let Some(config) = args.leader.config() {
         host.lead(config)?;

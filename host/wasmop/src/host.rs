@@ -166,13 +166,23 @@ pub enum KubeconfigError {
     Client(#[source] Box<kube::Error>),
 }
 
-/// A kube client for a kubeconfig document.
+/// A kube client for a kubeconfig document, made as [`host_client`] makes the host's.
 pub async fn client_from_kubeconfig(yaml: &str) -> Result<kube::Client, KubeconfigError> {
     let kc = Kubeconfig::from_yaml(yaml).map_err(KubeconfigError::Parse)?;
     let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await
         .map_err(KubeconfigError::Load)?;
-    kube::Client::try_from(config).map_err(|e| KubeconfigError::Client(Box::new(e)))
+    host_client(config).map_err(|e| KubeconfigError::Client(Box::new(e)))
+}
+
+/// The client the host runs on: without kube-rs's own retry of 429, 503 and 504, because the
+/// engine owns retries. Under kube-rs's retry a throttled write was sent again without a token of
+/// the global write bucket (the host wrote faster than `--write-qps`) and its 429 never reached the
+/// engine (no pause of the other writes, no count in `wasmop_api_writes_total`):
+/// `tests/it/engine_write_faults.rs`. The watches back off on their own.
+pub fn host_client(mut config: kube::Config) -> Result<kube::Client, kube::Error> {
+    config.default_retry = false;
+    kube::Client::try_from(config)
 }
 
 /// Why manifests were not applied; `origin` is the file (or plugin) the documents came from.

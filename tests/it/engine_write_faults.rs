@@ -1,0 +1,408 @@
+//! The engine's rows of the fault matrix (issue 11, `docs/reliability.md`): the host against an API
+//! server that throttles half of its writes (429 with Retry-After), and against one that fails and
+//! slows a share of all requests (500s, 200 ms). Each checks convergence, that no object is lost and
+//! no child duplicated, what the API server saw of the host's pacing (its request journal), and the
+//! host's metrics. The fault window is 8 s here; `WASMOP_LONG_FAULTS=1` runs the full 30 s.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+use wasmop_apiserver::FaultSettings;
+use wasmop_apiserver::faults::Seen;
+use wasmop_engine::{PluginSettings, PluginState};
+
+use crate::support::{Host, TestServer, apply_yaml, eventually, host_args, status_get, try_apply_yaml};
+
+/// How long the faults last: the row's 30 s with `WASMOP_LONG_FAULTS=1`, 8 s otherwise (CI).
+fn fault_window() -> Duration {
+    if std::env::var("WASMOP_LONG_FAULTS").is_ok_and(|v| v == "1") {
+        Duration::from_secs(30)
+    } else {
+        Duration::from_secs(8)
+    }
+}
+
+/// A host with its own global write limit (`--write-qps`, `--write-burst`).
+async fn host_with_limit(qps: f64, burst: u32) -> Host {
+    let t = TestServer::start().await;
+    let plugins = tempfile::tempdir().expect("tempdir");
+    let mut args = host_args();
+    args.engine.write_qps = qps;
+    args.engine.write_burst = burst;
+    let host = wasmop::Host::start(t.client.clone(), &args, plugins.path())
+        .await
+        .expect("host starts");
+    let engine = host.engine().clone();
+    Host {
+        t,
+        host,
+        engine,
+        plugins,
+    }
+}
+
+fn deployment(name: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  replicas: 2\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec: {{containers: [{{name: web, image: nginx}}]}}\n"
+    )
+}
+
+/// The test's own calls meet the faults too: retried until they succeed.
+async fn retrying<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    eventually(60, what, || {
+        let fut = f();
+        async move { fut.await.ok() }
+    })
+    .await
+}
+
+/// Writes the host sent: the plugins' children and events (the test itself writes only
+/// Deployments, ConfigMaps, Databases and Namespaces).
+fn host_writes<'a>(journal: &'a [Seen], resources: &[&str]) -> Vec<&'a Seen> {
+    journal
+        .iter()
+        .filter(|s| matches!(s.verb, "create" | "update" | "patch" | "delete"))
+        .filter(|s| resources.iter().any(|r| s.path.contains(&format!("/{r}"))))
+        .collect()
+}
+
+/// The most requests that arrived within any window of `window`.
+fn max_in_window(requests: &[&Seen], window: Duration) -> usize {
+    let mut most = 0;
+    let mut first = 0;
+    for (i, r) in requests.iter().enumerate() {
+        while r.at.duration_since(requests[first].at) >= window {
+            first += 1;
+        }
+        most = most.max(i + 1 - first);
+    }
+    most
+}
+
+/// Sum of a metric's series whose labels contain every `label="value"` of `filters`.
+fn metric(text: &str, name: &str, filters: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(series, _)| {
+            series.split('{').next() == Some(name) && filters.iter().all(|f| series.contains(f))
+        })
+        .filter_map(|(_, v)| v.parse::<f64>().ok())
+        .sum()
+}
+
+/// The controller owner's uid of each object, by object name; panics on a duplicate name.
+fn owners(items: impl IntoIterator<Item = kube::api::ObjectMeta>) -> BTreeMap<String, String> {
+    let mut by_name = BTreeMap::new();
+    for meta in items {
+        let owner = meta
+            .owner_references
+            .unwrap_or_default()
+            .into_iter()
+            .find(|o| o.controller == Some(true))
+            .map(|o| o.uid)
+            .unwrap_or_default();
+        let name = meta.name.unwrap_or_default();
+        assert!(by_name.insert(name.clone(), owner).is_none(), "{name} twice");
+    }
+    by_name
+}
+
+/// Every Deployment in `default` has exactly one budget, owned by it, and there is no other.
+async fn one_budget_per_deployment(client: &kube::Client, n: usize) {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "default");
+    let lp = ListParams::default();
+    let ds = retrying("the Deployments", || deployments.list(&lp)).await;
+    assert_eq!(ds.items.len(), n, "no Deployment lost");
+    let budgets = retrying("the budgets", || pdbs.list(&lp)).await;
+    let owned = owners(budgets.items.into_iter().map(|p| p.metadata));
+    let expected: BTreeMap<String, String> = ds
+        .items
+        .into_iter()
+        .map(|d| (d.metadata.name.unwrap(), d.metadata.uid.unwrap()))
+        .collect();
+    assert_eq!(owned, expected, "one budget per Deployment, owned by it");
+}
+
+/// The host is alive: its liveness endpoint answers and every plugin is running.
+async fn host_alive(h: &Host, plugins: &[&str]) {
+    let live = status_get(h.host.status_addr(), "/livez").await;
+    assert!(live.contains("ok"), "liveness: {live}");
+    for p in plugins {
+        let state = h.engine.wait_running(p, Duration::from_secs(5)).await;
+        assert_eq!(state, Some(PluginState::Running), "{p}");
+    }
+}
+
+/// Row "50 % of writes answered 429 with Retry-After for 30 s": Retry-After honoured, the write
+/// rate never above the limit, converges after.
+#[tokio::test]
+async fn half_of_writes_throttled_with_retry_after_are_paced_and_converge() {
+    const QPS: f64 = 5.0;
+    const BURST: u32 = 5;
+    const RETRY_AFTER: u64 = 2;
+    let window = fault_window();
+    // More work than the limit lets through in the window, so that the limit is what paces it.
+    let n = (window.as_secs() * 4) as usize;
+    let h = host_with_limit(QPS, BURST).await;
+    let client = h.t.client.clone();
+    for i in 0..n {
+        apply_yaml(&client, &deployment(&format!("web{i}"))).await;
+    }
+    h.t.server.faults().set(FaultSettings {
+        too_many_requests: 0.5,
+        retry_after_seconds: RETRY_AFTER,
+        writes_only: true,
+        record: true,
+        ..Default::default()
+    });
+    let faults_on = Instant::now();
+    // pdb-guard starts under the faults with n budgets (and n events) to write.
+    h.plugin("pdb-guard", PluginSettings::default()).await;
+    tokio::time::sleep(window.saturating_sub(faults_on.elapsed())).await;
+    let done_in_window = Api::<PodDisruptionBudget>::namespaced(client.clone(), "default")
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .len();
+    h.t.server.faults().set(FaultSettings {
+        record: true,
+        ..Default::default()
+    });
+    let faults_off = Instant::now();
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "default");
+    eventually(60, "every budget after the faults", || async {
+        let list = pdbs.list(&ListParams::default()).await.ok()?;
+        (list.items.len() == n).then_some(())
+    })
+    .await;
+    let converged_after = faults_off.elapsed();
+    one_budget_per_deployment(&client, n).await;
+    host_alive(&h, &["pdb-guard"]).await;
+
+    // What the API server saw of the host's writes.
+    let journal = h.t.server.faults().journal();
+    let writes = host_writes(&journal, &["poddisruptionbudgets", "events"]);
+    let throttled: Vec<&&Seen> = writes.iter().filter(|s| s.injected == Some(429)).collect();
+    assert!(!throttled.is_empty(), "some of the host's writes were throttled");
+    // Retry-After honoured: after a 429 the host sends no write at all for Retry-After (writes
+    // already on their way when the 429 was answered excepted: 100 ms), and never the same one.
+    let pause = Duration::from_secs(RETRY_AFTER);
+    let mut early = Vec::new();
+    let mut min_same_retry = Duration::MAX;
+    for t in &throttled {
+        for w in writes.iter().filter(|w| w.at > t.at) {
+            let gap = w.at - t.at;
+            if w.path == t.path && w.verb == t.verb && t.verb != "create" {
+                min_same_retry = min_same_retry.min(gap);
+            }
+            if gap > Duration::from_millis(100) && gap < pause {
+                early.push(format!("{} {} {gap:?} after a 429", w.verb, w.path));
+            }
+        }
+    }
+    assert!(
+        early.is_empty(),
+        "{} writes sent within Retry-After: {:?}",
+        early.len(),
+        &early[..early.len().min(5)]
+    );
+    assert!(
+        min_same_retry >= pause,
+        "a throttled write retried after {min_same_retry:?}"
+    );
+    // The global write limit: in any window of T seconds at most burst + qps × T writes.
+    let mut rates = Vec::new();
+    for secs in [1u64, 5] {
+        let most = max_in_window(&writes, Duration::from_secs(secs));
+        let limit = f64::from(BURST) + QPS * secs as f64;
+        assert!(
+            most as f64 <= limit,
+            "{most} writes within {secs} s, the limit allows {limit}"
+        );
+        rates.push(format!("{most} in {secs} s (limit {limit})"));
+    }
+    // The host's metrics count what the API server answered.
+    let text = status_get(h.host.status_addr(), "/metrics").await;
+    let counted = metric(&text, "wasmop_api_writes_total", &["code=\"429\""]);
+    assert_eq!(
+        counted,
+        throttled.len() as f64,
+        "every 429 the server answered is counted"
+    );
+    assert!(metric(&text, "wasmop_reconcile_retries_total", &["plugin=\"pdb-guard\""]) > 0.0);
+    println!(
+        "429 row: window {window:?}, {n} budgets, {} host writes ({} answered 429), {done_in_window} budgets within the window, converged {converged_after:?} after; busiest: {}; shortest retry of a throttled write {min_same_retry:?}",
+        writes.len(),
+        throttled.len(),
+        rates.join(", ")
+    );
+    h.stop().await;
+}
+
+fn databases() -> ApiResource {
+    ApiResource {
+        group: "example.com".into(),
+        version: "v1".into(),
+        api_version: "example.com/v1".into(),
+        kind: "Database".into(),
+        plural: "databases".into(),
+    }
+}
+
+/// Row "500s and 200 ms latency on 30 % of requests": the example plugins converge, and their
+/// retries and backoff show in the host's metrics.
+#[tokio::test]
+async fn errors_and_latency_on_30_percent_of_requests_converge_with_backoff_in_metrics() {
+    let window = fault_window();
+    let h = Host::start().await;
+    let client = h.t.client.clone();
+    h.apply_crds().await;
+    apply_yaml(
+        &client,
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: copies}\n",
+    )
+    .await;
+    for p in ["pdb-guard", "configmap-replicator", "database-operator"] {
+        h.plugin(p, PluginSettings::default()).await;
+    }
+    let plugins = ["pdb-guard", "configmap-replicator", "database-operator"];
+    h.t.server.faults().set(FaultSettings {
+        internal_errors: 0.3,
+        slow_requests: 0.3,
+        slow_latency: Duration::from_millis(200),
+        ..Default::default()
+    });
+    let start = Instant::now();
+    // Work keeps arriving during the window: a Deployment, a replicated ConfigMap and a Database
+    // per round.
+    let mut rounds = 0;
+    while start.elapsed() < window {
+        let i = rounds;
+        let yaml = deployment(&format!("web{i}"));
+        retrying("a Deployment", || try_apply_yaml(&client, &yaml)).await;
+        let yaml = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: shared{i}, namespace: default, annotations: {{wasmop.io/replicate-to: copies}}}}\ndata: {{round: '{i}'}}\n"
+        );
+        retrying("a ConfigMap", || try_apply_yaml(&client, &yaml)).await;
+        let yaml = format!(
+            "apiVersion: example.com/v1\nkind: Database\nmetadata: {{name: db{i}, namespace: default}}\nspec: {{replicas: 1, image: 'postgres:16', storage: 1Gi}}\n"
+        );
+        retrying("a Database", || try_apply_yaml(&client, &yaml)).await;
+        rounds += 1;
+    }
+    h.t.server.faults().set(Default::default());
+    let faults_off = Instant::now();
+
+    // Converged: a budget per Deployment, a copy per ConfigMap, the children of every Database.
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "default");
+    let copies: Api<ConfigMap> = Api::namespaced(client.clone(), "copies");
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    let dbs: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &databases());
+    let last = std::cell::Cell::new([0; 5]);
+    eventually(60, "every plugin's children after the faults", || async {
+        let lp = ListParams::default();
+        let budgets = pdbs.list(&lp).await.ok()?.items.len();
+        let copied = copies
+            .list(&lp)
+            .await
+            .ok()?
+            .items
+            .iter()
+            .filter(|c| {
+                c.metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with("shared"))
+            })
+            .count();
+        let sets = sets.list(&lp).await.ok()?.items.len();
+        let services = services
+            .list(&lp)
+            .await
+            .ok()?
+            .items
+            .iter()
+            .filter(|s| s.metadata.name.as_deref().is_some_and(|n| n.starts_with("db")))
+            .count();
+        let phased = dbs
+            .list(&lp)
+            .await
+            .ok()?
+            .items
+            .iter()
+            .filter(|d| d.data["status"]["phase"].is_string())
+            .count();
+        let counts = [budgets, copied, sets, services, phased];
+        if counts != last.get() {
+            println!(
+                "{:?} after the faults: budgets, copies, sets, services, phases {counts:?} of {rounds}",
+                faults_off.elapsed()
+            );
+            last.set(counts);
+        }
+        (counts == [rounds; 5]).then_some(())
+    })
+    .await;
+    let converged_after = faults_off.elapsed();
+    one_budget_per_deployment(&client, rounds).await;
+    let set_owners = owners(
+        sets.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|s| s.metadata),
+    );
+    let db_uids: BTreeMap<String, String> = dbs
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|d| (d.metadata.name.unwrap(), d.metadata.uid.unwrap()))
+        .collect();
+    assert_eq!(set_owners, db_uids, "one StatefulSet per Database, owned by it");
+    let copied: HashMap<String, String> = copies
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|c| {
+            let round = c.data.unwrap_or_default().remove("round").unwrap_or_default();
+            (c.metadata.name.unwrap(), round)
+        })
+        .collect();
+    for i in 0..rounds {
+        assert_eq!(
+            copied.get(&format!("shared{i}")),
+            Some(&i.to_string()),
+            "copy {i}"
+        );
+    }
+    host_alive(&h, &plugins).await;
+
+    // The retries and their backoff show in the metrics.
+    let text = status_get(h.host.status_addr(), "/metrics").await;
+    let failed_writes = metric(&text, "wasmop_api_writes_total", &["code=\"500\""]);
+    let errors = metric(&text, "wasmop_reconciles_total", &["outcome=\"error\""]);
+    let retries = metric(&text, "wasmop_reconcile_retries_total", &[]);
+    assert!(failed_writes > 0.0, "writes answered 500 are counted");
+    assert!(errors > 0.0 && retries > 0.0, "failed reconciles are retried");
+    println!(
+        "500/latency row: window {window:?}, {rounds} rounds, converged {converged_after:?} after; writes answered 500: {failed_writes}, failed reconciles: {errors}, retries: {retries}"
+    );
+    h.stop().await;
+}
