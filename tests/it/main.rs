@@ -30,6 +30,7 @@ mod golden;
 mod host_production;
 mod host_rbac;
 mod langs;
+mod plugin_faults;
 mod reload;
 mod runtime_plugins;
 mod scaffold;

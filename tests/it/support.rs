@@ -163,6 +163,7 @@ pub fn host_args() -> wasmop::HostArgs {
         limits: wasmop::cli::PluginLimitsArgs {
             deadline: limits.deadline,
             memory: limits.memory_bytes,
+            max_answer: limits.answer_bytes,
         },
         cache: wasmop::cli::CacheArgs {
             cache_dir: None,

@@ -1,6 +1,7 @@
 //! Conversions between the `bindgen!` types of `wasmop:reconciler@0.2.0` and the plain-Rust
 //! contract. JSON crosses the boundary as text: snapshot values are serialised here, and the guest's
-//! answer is parsed back (a malformed document is `ReconcileFailure::Invalid`, naming the field).
+//! answer is parsed back (a malformed document is `ReconcileFailure::Invalid`, naming the field),
+//! after its size is measured against the answer cap (`desired_size`, `keys_size`).
 //!
 //! What both contract versions share (kinds, references, write permissions, patches, events,
 //! errors, and the common parts of metadata, snapshots and desired states) is written once, in
@@ -95,6 +96,28 @@ macro_rules! common_conversions {
                 attempt: s.attempt,
                 config: s.config.to_string(),
             }
+        }
+
+        /// The size of an answer as the answer cap counts it: the bytes of all its strings.
+        pub(crate) fn desired_size(d: &w::Desired) -> usize {
+            let object_ref = |r: &w::ObjectRef| {
+                r.kind.group.len()
+                    + r.kind.version.len()
+                    + r.kind.kind.len()
+                    + r.namespace.as_ref().map_or(0, String::len)
+                    + r.name.len()
+            };
+            d.apply.iter().map(String::len).sum::<usize>()
+                + d.patches
+                    .iter()
+                    .map(|p| p.body.len() + object_ref(&p.target))
+                    .sum::<usize>()
+                + d.status.as_ref().map_or(0, String::len)
+                + d.deletions.iter().map(object_ref).sum::<usize>()
+                + d.events
+                    .iter()
+                    .map(|e| e.reason.len() + e.message.len() + e.regarding.as_ref().map_or(0, object_ref))
+                    .sum::<usize>()
         }
 
         /// A desired state without the finalizer (`false`), which each version answers its way.
@@ -224,6 +247,13 @@ pub(crate) fn trigger_to_wit(t: &c::Trigger) -> w::Trigger {
     }
 }
 
+/// The size of a `map` answer as the answer cap counts it: the bytes of its names and namespaces.
+pub(crate) fn keys_size(keys: &[w::ObjectKey]) -> usize {
+    keys.iter()
+        .map(|k| k.name.len() + k.namespace.as_ref().map_or(0, String::len))
+        .sum()
+}
+
 pub(crate) fn keys_from_wit(keys: Vec<w::ObjectKey>) -> Vec<c::ObjectKey> {
     keys.into_iter()
         .map(|k| c::ObjectKey::new(k.namespace.as_deref(), &k.name))
@@ -321,6 +351,41 @@ mod tests {
             desired_from_wit(bad),
             Err(c::ReconcileFailure::Invalid(m)) if m.starts_with("patches[0].body")
         ));
+    }
+
+    #[test]
+    fn the_answer_size_counts_every_string() {
+        let mut d = empty_desired();
+        assert_eq!(desired_size(&d), 0);
+        d.apply = vec!["x".repeat(1000), "y".repeat(24)];
+        d.status = Some("{}".into());
+        let target = w::ObjectRef {
+            kind: gvk_to_wit(&c::Gvk::new("apps", "v1", "Deployment")),
+            namespace: Some("demo".into()),
+            name: "web".into(),
+        };
+        d.patches.push(w::Patch {
+            target: target.clone(),
+            patch_type: w::PatchType::Merge,
+            body: "z".repeat(100),
+        });
+        d.deletions.push(target.clone());
+        d.events.push(w::Event {
+            event_type: w::EventType::Normal,
+            reason: "Made".into(),
+            message: "m".repeat(50),
+            regarding: None,
+        });
+        let target_len = "apps".len() + "v1".len() + "Deployment".len() + "demo".len() + "web".len();
+        assert_eq!(
+            desired_size(&d),
+            1024 + 2 + (100 + target_len) + target_len + (4 + 50)
+        );
+        let keys = vec![w::ObjectKey {
+            namespace: Some("demo".into()),
+            name: "a".repeat(10),
+        }];
+        assert_eq!(keys_size(&keys), 14);
     }
 
     #[test]

@@ -25,6 +25,14 @@ pub enum LoadError {
     NotComponent { file: String },
     #[error("{file}: the component does not compile: {reason}")]
     Compile { file: String, reason: String },
+    #[error(
+        "{file}: the component is {size} bytes, over the cap of {cap} bytes on component files; it was not compiled"
+    )]
+    TooLarge { file: String, size: u64, cap: u64 },
+    /// A compile in a child process was stopped at a limit (time or memory): the component is
+    /// refused, never compiled in the host's own process instead.
+    #[error("{file}: compiling was stopped and the component refused: {limit}")]
+    CompileLimit { file: String, limit: String },
     #[error("{file}: not a wasmop:reconciler@0.2.0 or @0.1.0 plugin (wrong world): {reason}")]
     WrongWorld { file: String, reason: String },
     #[error("{file}: calling the plugin's metadata() failed: {failure}")]
@@ -53,6 +61,8 @@ impl LoadError {
             | LoadError::NotWasm { file }
             | LoadError::NotComponent { file }
             | LoadError::Compile { file, .. }
+            | LoadError::TooLarge { file, .. }
+            | LoadError::CompileLimit { file, .. }
             | LoadError::WrongWorld { file, .. }
             | LoadError::Metadata { file, .. }
             | LoadError::InvalidMetadata { file, .. }

@@ -1,13 +1,15 @@
 //! What a plugin's store holds, and the host side of its imports: the cache and log interfaces (one
 //! implementation for both contract versions), WASI p2 with nothing granted (no files,
-//! environment, arguments, network or real clocks; guest stdout/stderr go to `tracing`), and the
-//! memory limiter (cap and high-water mark).
+//! environment, arguments, network or real clocks; guest stdout/stderr go to `tracing`), the
+//! memory limiter (cap and high-water mark), and the log rate limit each plugin shares across its
+//! calls ([`LogLimiter`]).
 
 use std::collections::VecDeque;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use wasmop_contract::{CacheReader, Gvk};
@@ -21,8 +23,11 @@ use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, Was
 const OUTPUT_BUDGET: usize = 64 * 1024;
 /// Longer lines are cut.
 const MAX_LINE: usize = 4 * 1024;
-/// At most this many `log` calls are forwarded per call.
-const LOG_BUDGET: usize = 1000;
+/// Lines a plugin may log per second (its `log` calls and stdout/stderr lines together, over all its
+/// calls), and in a burst: a token bucket, so a plugin logging in a loop costs the host a counter
+/// increment per line instead of a formatted log record.
+pub(crate) const LOG_LINES_PER_SECOND: f64 = 100.0;
+pub(crate) const LOG_BURST: f64 = 1000.0;
 /// How much of the guest's stderr is kept for the message of a trap (a Rust panic message).
 const STDERR_TAIL: usize = 2 * 1024;
 
@@ -33,20 +38,22 @@ pub(crate) struct HostState {
     table: ResourceTable,
     cache: Arc<dyn CacheReader>,
     pub(crate) limiter: MemoryLimiter,
+    stdout: GuestOutput,
     stderr: GuestOutput,
-    logs: usize,
+    log: Arc<LogLimiter>,
     /// Set by the epoch callback when the call ran past its deadline.
     pub(crate) timed_out: bool,
 }
 
 impl HostState {
     pub(crate) fn new(plugin: Arc<str>, cache: Arc<dyn CacheReader>, memory_bytes: u64) -> Self {
-        let stdout = GuestOutput::new(plugin.clone(), Stream::Stdout);
-        let stderr = GuestOutput::new(plugin.clone(), Stream::Stderr);
+        let log = Arc::new(LogLimiter::new());
+        let stdout = GuestOutput::new(plugin.clone(), Stream::Stdout, log.clone());
+        let stderr = GuestOutput::new(plugin.clone(), Stream::Stderr, log.clone());
         // `WasiCtxBuilder::new()` already gives no environment, arguments, preopened directories
         // or stdin, and denies every socket address; the explicit calls keep it so.
         let wasi = WasiCtx::builder()
-            .stdout(stdout)
+            .stdout(stdout.clone())
             .stderr(stderr.clone())
             .wall_clock(FixedWallClock)
             .monotonic_clock(FrozenMonotonicClock)
@@ -60,14 +67,23 @@ impl HostState {
             table: ResourceTable::new(),
             cache,
             limiter: MemoryLimiter::new(memory_bytes),
+            stdout,
             stderr,
-            logs: 0,
+            log,
             timed_out: false,
         }
     }
 
     pub(crate) fn plugin(&self) -> &str {
         &self.plugin
+    }
+
+    /// Makes this call's log lines count against `log`: the plugin's limiter, shared by its calls
+    /// (a fresh store has one of its own, for the `metadata` call at load).
+    pub(crate) fn share_log_limiter(&mut self, log: Arc<LogLimiter>) {
+        self.stdout.set_limiter(log.clone());
+        self.stderr.set_limiter(log.clone());
+        self.log = log;
     }
 
     /// The end of what the guest wrote to stderr (a Rust guest's panic message), for trap reports,
@@ -105,14 +121,10 @@ impl HostState {
             .collect()
     }
 
-    /// `log.log`, the same in every world: into `tracing`, tagged with the plugin, up to a budget.
+    /// `log.log`, the same in every world: into `tracing`, tagged with the plugin, within the
+    /// plugin's log rate limit.
     fn log_line(&mut self, level: tracing::Level, message: &str) {
-        self.logs += 1;
-        if self.logs > LOG_BUDGET {
-            if self.logs == LOG_BUDGET + 1 {
-                tracing::warn!(target: "wasmop::plugin", plugin = %self.plugin,
-                    "more than {LOG_BUDGET} log lines in one call; dropping the rest");
-            }
+        if !self.log.admit(&self.plugin) {
             return;
         }
         let message = cut(message, MAX_LINE);
@@ -185,6 +197,71 @@ fn cut(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+/// The log rate limit of one plugin, shared by all its calls: a token bucket of
+/// [`LOG_BURST`] lines refilled at [`LOG_LINES_PER_SECOND`]. A line past it is dropped and counted;
+/// the first line dropped says so in the host's log, and the next line let through is preceded by
+/// the number dropped meanwhile — two host log lines per flood, however long it lasts.
+#[derive(Debug)]
+pub(crate) struct LogLimiter {
+    bucket: Mutex<Bucket>,
+    dropped: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+    /// Lines dropped since the last one let through.
+    dropping: u64,
+}
+
+impl LogLimiter {
+    pub(crate) fn new() -> LogLimiter {
+        LogLimiter {
+            bucket: Mutex::new(Bucket {
+                tokens: LOG_BURST,
+                last: Instant::now(),
+                dropping: 0,
+            }),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Lines dropped so far.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Whether one more line of `plugin` may be logged now.
+    fn admit(&self, plugin: &str) -> bool {
+        self.admit_at(plugin, Instant::now())
+    }
+
+    fn admit_at(&self, plugin: &str, now: Instant) -> bool {
+        let mut b = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
+        let elapsed = now.saturating_duration_since(b.last).as_secs_f64();
+        b.tokens = (b.tokens + elapsed * LOG_LINES_PER_SECOND).min(LOG_BURST);
+        b.last = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            let dropped = std::mem::take(&mut b.dropping);
+            if dropped > 0 {
+                tracing::warn!(target: "wasmop::plugin", plugin, dropped,
+                    "{dropped} log lines of the plugin were dropped by its log rate limit");
+            }
+            return true;
+        }
+        b.dropping += 1;
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        if b.dropping == 1 {
+            tracing::warn!(target: "wasmop::plugin", plugin,
+                "the plugin logs faster than {LOG_LINES_PER_SECOND} lines/s (bursts of {LOG_BURST}); \
+                 dropping its lines until it slows down (counted in wasmop_plugin_log_lines_dropped_total)");
+        }
+        false
+    }
 }
 
 /// Caps the linear memory of one store: the sum of all its memories, counted from instantiation.
@@ -283,16 +360,18 @@ struct GuestOutput(Arc<Mutex<OutputState>>);
 struct OutputState {
     plugin: Arc<str>,
     stream: Stream,
+    limiter: Arc<LogLimiter>,
     line: Vec<u8>,
     forwarded: usize,
     tail: VecDeque<u8>,
 }
 
 impl GuestOutput {
-    fn new(plugin: Arc<str>, stream: Stream) -> Self {
+    fn new(plugin: Arc<str>, stream: Stream, limiter: Arc<LogLimiter>) -> Self {
         GuestOutput(Arc::new(Mutex::new(OutputState {
             plugin,
             stream,
+            limiter,
             line: Vec::new(),
             forwarded: 0,
             tail: VecDeque::new(),
@@ -301,6 +380,10 @@ impl GuestOutput {
 
     fn write(&self, bytes: &[u8]) {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).write(bytes);
+    }
+
+    fn set_limiter(&self, limiter: Arc<LogLimiter>) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).limiter = limiter;
     }
 
     fn tail(&self) -> String {
@@ -338,6 +421,9 @@ impl OutputState {
             return;
         }
         self.forwarded += line.len() + 1;
+        if !self.limiter.admit(&self.plugin) {
+            return;
+        }
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end_matches('\r');
         let plugin = &*self.plugin;
@@ -431,7 +517,7 @@ mod tests {
 
     #[test]
     fn stderr_keeps_a_tail_and_lines_are_split() {
-        let out = GuestOutput::new("p".into(), Stream::Stderr);
+        let out = GuestOutput::new("p".into(), Stream::Stderr, Arc::new(LogLimiter::new()));
         out.write(b"first line\nthread 'main' panicked at src/lib.rs:3:5:\n");
         out.write(b"boom\n");
         assert_eq!(
@@ -452,13 +538,35 @@ mod tests {
 
     #[test]
     fn output_past_the_budget_is_dropped() {
-        let out = GuestOutput::new("p".into(), Stream::Stdout);
+        let out = GuestOutput::new("p".into(), Stream::Stdout, Arc::new(LogLimiter::new()));
         let line = [vec![b'y'; 1023], vec![b'\n']].concat();
         for _ in 0..200 {
             out.write(&line);
         }
         assert_eq!(out.0.lock().unwrap().forwarded, OUTPUT_BUDGET);
         assert!(out.tail().is_empty(), "stdout keeps no tail");
+    }
+
+    #[test]
+    fn the_log_limit_is_a_token_bucket_shared_by_calls() {
+        let log = LogLimiter::new();
+        let start = Instant::now();
+        // A burst goes through whole, then lines are dropped and counted.
+        let burst = (0..5000).filter(|_| log.admit_at("p", start)).count();
+        assert_eq!(burst, LOG_BURST as usize);
+        assert_eq!(log.dropped(), 5000 - LOG_BURST as u64);
+        // A second later the bucket has a second's worth of lines again, no more.
+        let later = start + Duration::from_secs(1);
+        let refilled = (0..5000).filter(|_| log.admit_at("p", later)).count();
+        assert_eq!(refilled, LOG_LINES_PER_SECOND as usize);
+        // A plugin's stdout counts against the same limiter.
+        let out = GuestOutput::new("p".into(), Stream::Stdout, Arc::new(LogLimiter::new()));
+        let shared = Arc::new(LogLimiter::new());
+        out.set_limiter(shared.clone());
+        for _ in 0..(LOG_BURST as usize + 10) {
+            out.write(b"x\n");
+        }
+        assert_eq!(shared.dropped(), 10);
     }
 
     #[test]

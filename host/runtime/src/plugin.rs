@@ -1,10 +1,11 @@
-//! A loaded plugin and its calls (`reconcile`, `map`): fresh store, deadline, memory cap, and the
-//! mapping of every outcome to the contract, for either contract version the plugin implements.
+//! A loaded plugin and its calls (`reconcile`, `map`): fresh store, deadline, memory cap, answer
+//! size cap, the log rate limit its calls share, the mapping of every outcome to the contract (for
+//! either contract version the plugin implements), and the count of each contained failure.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -17,7 +18,7 @@ use wasmtime::{PoolConcurrencyLimitError, Trap};
 use crate::bindings::{v0_1, v0_2};
 use crate::convert;
 use crate::error::LoadError;
-use crate::host::HostState;
+use crate::host::{HostState, LogLimiter};
 use crate::pool::PluginEngine;
 use crate::runtime::Runtime;
 
@@ -28,11 +29,18 @@ pub struct PluginLimits {
     pub deadline: Duration,
     /// Linear memory of one call's instance, all memories together.
     pub memory_bytes: u64,
+    /// The size of one answer: every string of a `reconcile` (or `map`) result together (the JSON
+    /// documents, names, messages). A larger answer is refused whole before any of it is parsed.
+    pub answer_bytes: u64,
 }
 
 impl PluginLimits {
     pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(2);
     pub const DEFAULT_MEMORY_BYTES: u64 = 64 << 20;
+    /// kube-apiserver refuses a request body over 3 MiB, so no one object of an answer can be
+    /// written if larger; 8 MiB leaves room for two such objects and the rest, while keeping what
+    /// the host holds and parses per call (a parsed JSON tree takes several times its text) small.
+    pub const DEFAULT_ANSWER_BYTES: u64 = 8 << 20;
 }
 
 impl Default for PluginLimits {
@@ -40,6 +48,7 @@ impl Default for PluginLimits {
         PluginLimits {
             deadline: Self::DEFAULT_DEADLINE,
             memory_bytes: Self::DEFAULT_MEMORY_BYTES,
+            answer_bytes: Self::DEFAULT_ANSWER_BYTES,
         }
     }
 }
@@ -67,6 +76,58 @@ struct PluginInner {
     component: Component,
     /// The most linear memory one call of this plugin held, over its calls so far.
     memory_high_water: AtomicU64,
+    /// The log rate limit all its calls share.
+    log: Arc<LogLimiter>,
+    /// Its calls that failed, by cause, and the last such failure.
+    failures: [AtomicU64; Containment::ALL.len()],
+    last_failure: Mutex<Option<String>>,
+}
+
+/// How the host contained a failed call of a plugin (the guest's own `retry` and `permanent` errors
+/// are answers, not failures of the call, and are not counted here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Containment {
+    /// Stopped at its deadline.
+    Deadline,
+    /// Refused memory past its cap.
+    Memory,
+    /// Its answer was over the answer size cap.
+    AnswerSize,
+    /// Its answer was not what the contract allows (a JSON document that does not parse, ...).
+    InvalidAnswer,
+    /// It trapped (a panic, an unreachable, a bad memory access).
+    Trap,
+}
+
+impl Containment {
+    pub const ALL: [Containment; 5] = [
+        Containment::Deadline,
+        Containment::Memory,
+        Containment::AnswerSize,
+        Containment::InvalidAnswer,
+        Containment::Trap,
+    ];
+
+    /// Its label in metrics: `deadline`, `memory`, `answer_size`, `invalid_answer`, `trap`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Containment::Deadline => "deadline",
+            Containment::Memory => "memory",
+            Containment::AnswerSize => "answer_size",
+            Containment::InvalidAnswer => "invalid_answer",
+            Containment::Trap => "trap",
+        }
+    }
+
+    fn of(failure: &ReconcileFailure) -> Option<Containment> {
+        match failure {
+            ReconcileFailure::Timeout(_) => Some(Containment::Deadline),
+            ReconcileFailure::OutOfMemory(_) => Some(Containment::Memory),
+            ReconcileFailure::Invalid(_) => Some(Containment::InvalidAnswer),
+            ReconcileFailure::Trap(_) => Some(Containment::Trap),
+            ReconcileFailure::Retry(_) | ReconcileFailure::Permanent(_) => None,
+        }
+    }
 }
 
 /// The linked component, by the contract version it implements.
@@ -119,6 +180,9 @@ impl Plugin {
                 world,
                 component,
                 memory_high_water: AtomicU64::new(0),
+                log: Arc::new(LogLimiter::new()),
+                failures: Default::default(),
+                last_failure: Mutex::new(None),
             }),
             limits,
         }
@@ -168,6 +232,67 @@ impl Plugin {
             .fetch_max(store.data().limiter.peak(), Ordering::Relaxed);
     }
 
+    /// Log lines of its calls dropped by its log rate limit so far (shared by clones).
+    pub fn log_lines_dropped(&self) -> u64 {
+        self.inner.log.dropped()
+    }
+
+    /// Its calls (`reconcile`, `map`) the host contained so far, by how (shared by clones).
+    pub fn contained(&self) -> Vec<(Containment, u64)> {
+        Containment::ALL
+            .iter()
+            .zip(&self.inner.failures)
+            .map(|(c, n)| (*c, n.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// The last contained failure of one of its calls (see [`contained`](Self::contained)), as
+    /// the engine reports it; `None` while every call ended with an answer or the guest's own error.
+    pub fn last_failure(&self) -> Option<String> {
+        self.inner
+            .last_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Counts a contained failure as `how`.
+    fn record_failure(&self, how: Containment, failure: &ReconcileFailure) {
+        self.inner.failures[how as usize].fetch_add(1, Ordering::Relaxed);
+        *self.inner.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(failure.to_string());
+    }
+
+    /// The result of a call, its failure (if the host contained one) counted.
+    fn counted<T>(&self, result: Result<T, ReconcileFailure>) -> Result<T, ReconcileFailure> {
+        if let Err(failure) = &result
+            && let Some(how) = Containment::of(failure)
+        {
+            self.record_failure(how, failure);
+        }
+        result
+    }
+
+    /// Refuses an answer of `size` bytes over the answer cap, naming the plugin and the cap.
+    fn check_answer_size(&self, size: usize, limits: PluginLimits) -> Result<(), ReconcileFailure> {
+        if size as u64 <= limits.answer_bytes {
+            return Ok(());
+        }
+        let failure = ReconcileFailure::Invalid(format!(
+            "the answer of plugin {} is {size} bytes, over its answer size cap of {} bytes \
+             (--max-answer); nothing of it was used",
+            self.inner.name, limits.answer_bytes
+        ));
+        self.record_failure(Containment::AnswerSize, &failure);
+        Err(failure)
+    }
+
+    /// A fresh store for one call, its log lines counted against the plugin's rate limit.
+    fn store(&self, cache: Arc<dyn CacheReader>, limits: PluginLimits) -> wasmtime::Store<HostState> {
+        let mut store = self.inner.engine.store(self.inner.name.clone(), cache, limits);
+        store.data_mut().share_log_limiter(self.inner.log.clone());
+        store
+    }
+
     /// The compiled code in the engine's artifact format (see `CompiledPlugin::serialize`).
     pub fn serialize(&self) -> Result<Vec<u8>, LoadError> {
         self.inner
@@ -188,7 +313,7 @@ impl Plugin {
         let limits = self.limits;
         // Held until the store is dropped: the instance's pool slot.
         let _slot = self.inner.engine.slot().await;
-        let mut store = self.inner.engine.store(self.inner.name.clone(), cache, limits);
+        let mut store = self.store(cache, limits);
         match &self.inner.world {
             World::V0_2(pre) => {
                 let input = convert::snapshot_to_wit(snapshot);
@@ -199,10 +324,13 @@ impl Plugin {
                 let outcome = bounded(limits, call).await;
                 self.record_memory(&store);
                 match outcome {
-                    Outcome::Done(Ok(Ok(desired))) => convert::desired_from_wit(desired),
+                    Outcome::Done(Ok(Ok(desired))) => {
+                        self.check_answer_size(convert::desired_size(&desired), limits)?;
+                        self.counted(convert::desired_from_wit(desired))
+                    }
                     Outcome::Done(Ok(Err(error))) => Err(convert::error_from_wit(error)),
-                    Outcome::Done(Err(e)) => Err(classify(e, store.data(), limits)),
-                    Outcome::Failed(failure) => Err(failure),
+                    Outcome::Done(Err(e)) => self.counted(Err(classify(e, store.data(), limits))),
+                    Outcome::Failed(failure) => self.counted(Err(failure)),
                 }
             }
             World::V0_1 {
@@ -218,11 +346,16 @@ impl Plugin {
                 self.record_memory(&store);
                 match outcome {
                     Outcome::Done(Ok(Ok(desired))) => {
-                        crate::v0_1::desired_from_wit(desired, snapshot.reason, *finalizer_everywhere)
+                        self.check_answer_size(crate::v0_1::desired_size(&desired), limits)?;
+                        self.counted(crate::v0_1::desired_from_wit(
+                            desired,
+                            snapshot.reason,
+                            *finalizer_everywhere,
+                        ))
                     }
                     Outcome::Done(Ok(Err(error))) => Err(crate::v0_1::error_from_wit(error)),
-                    Outcome::Done(Err(e)) => Err(classify(e, store.data(), limits)),
-                    Outcome::Failed(failure) => Err(failure),
+                    Outcome::Done(Err(e)) => self.counted(Err(classify(e, store.data(), limits))),
+                    Outcome::Failed(failure) => self.counted(Err(failure)),
                 }
             }
         }
@@ -242,7 +375,7 @@ impl Plugin {
         let limits = self.limits;
         // Held until the store is dropped: the instance's pool slot.
         let _slot = self.inner.engine.slot().await;
-        let mut store = self.inner.engine.store(self.inner.name.clone(), cache, limits);
+        let mut store = self.store(cache, limits);
         let input = convert::trigger_to_wit(trigger);
         let call = async {
             let instance = pre.instantiate_async(&mut store).await?;
@@ -251,10 +384,13 @@ impl Plugin {
         let outcome = bounded(limits, call).await;
         self.record_memory(&store);
         match outcome {
-            Outcome::Done(Ok(Ok(keys))) => Ok(convert::keys_from_wit(keys)),
+            Outcome::Done(Ok(Ok(keys))) => {
+                self.check_answer_size(convert::keys_size(&keys), limits)?;
+                Ok(convert::keys_from_wit(keys))
+            }
             Outcome::Done(Ok(Err(error))) => Err(convert::error_from_wit(error)),
-            Outcome::Done(Err(e)) => Err(classify(e, store.data(), limits)),
-            Outcome::Failed(failure) => Err(failure),
+            Outcome::Done(Err(e)) => self.counted(Err(classify(e, store.data(), limits))),
+            Outcome::Failed(failure) => self.counted(Err(failure)),
         }
     }
 }

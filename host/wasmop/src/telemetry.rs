@@ -51,6 +51,28 @@ pub async fn render(manager: &PluginManager) -> String {
         Unit::Bytes,
         high_water,
     );
+    // Calls the runtime contained (deadline, memory cap, answer size cap, invalid answer, trap) and
+    // log lines its rate limit dropped, per running plugin version.
+    let contained = Family::<[(&'static str, String); 2], Counter>::default();
+    let dropped = Family::<[(&'static str, String); 1], Counter>::default();
+    for (name, counts, lines) in manager.contained().await {
+        for (how, n) in counts {
+            contained
+                .get_or_create(&[("plugin", name.clone()), ("cause", how.as_str().into())])
+                .inc_by(n);
+        }
+        dropped.get_or_create(&[("plugin", name)]).inc_by(lines);
+    }
+    registry.register(
+        "plugin_calls_contained",
+        "Calls of the running plugin version the host stopped or refused, by cause: deadline, memory, answer_size, invalid_answer, trap",
+        contained,
+    );
+    registry.register(
+        "plugin_log_lines_dropped",
+        "Log lines (log calls, stdout and stderr lines) of the running plugin version dropped by its log rate limit",
+        dropped,
+    );
     registry.register_with_unit(
         "plugin_load_duration",
         "Time to load a plugin file: compile (or read the compile cache), link, read its metadata",

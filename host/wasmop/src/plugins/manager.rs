@@ -45,6 +45,10 @@ pub struct PluginStatus {
     /// verb, resource, group and namespace the plugin's RBAC lacks); gone once a write succeeds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forbidden: Option<String>,
+    /// The last call of the running version that the host contained — stopped at its deadline or
+    /// memory cap, an answer over the answer size cap or not valid, a trap — in the engine's words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<String>,
     /// Whether the running version was loaded from the compile cache (no compilation).
     #[serde(default)]
     pub from_cache: bool,
@@ -217,6 +221,7 @@ impl PluginManager {
                     .map(|f| f.to_string()),
                 None => None,
             };
+            status.last_failure = entry.running.as_ref().and_then(|r| r.plugin.last_failure());
             out.push(status);
         }
         out
@@ -230,6 +235,21 @@ impl PluginManager {
             .values()
             .filter_map(|e| e.running.as_ref())
             .map(|r| (r.meta.name.clone(), r.plugin.memory_high_water()))
+            .collect()
+    }
+
+    /// Each running plugin's calls the runtime contained, by how, and its log lines dropped by its
+    /// log rate limit: (plugin name, counts, dropped lines).
+    pub async fn contained(&self) -> Vec<(String, Vec<(wasmop_runtime::Containment, u64)>, u64)> {
+        self.entries
+            .lock()
+            .await
+            .values()
+            .filter_map(|e| e.running.as_ref())
+            .map(|r| {
+                let p = &r.plugin;
+                (r.meta.name.clone(), p.contained(), p.log_lines_dropped())
+            })
             .collect()
     }
 
@@ -302,6 +322,7 @@ impl PluginManager {
                 reason: None,
                 last_error: None,
                 forbidden: None,
+                last_failure: None,
                 from_cache: false,
             },
             fingerprint: found.fingerprint(),
@@ -409,6 +430,7 @@ impl PluginManager {
                     reason: None,
                     last_error: None,
                     forbidden: None,
+                    last_failure: None,
                     from_cache,
                 },
                 fingerprint: found.fingerprint(),

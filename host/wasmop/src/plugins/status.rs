@@ -194,6 +194,7 @@ pub fn table(list: &[PluginStatus]) -> String {
             .cloned()
             .chain(p.forbidden.iter().map(|e| format!("forbidden: {e}")))
             .chain(p.last_error.iter().map(|e| format!("last error: {e}")))
+            .chain(p.last_failure.iter().map(|e| format!("last failed call: {e}")))
             .collect();
         out.push_str(&format!(
             "{:<28} {:<24} {:<10} {:<13} {:<9} {}\n",
@@ -248,6 +249,7 @@ mod tests {
             reason: Some("kind example.com/v1 Database is not served yet".into()),
             last_error: None,
             forbidden: None,
+            last_failure: None,
             from_cache: false,
         };
         let failed = PluginStatus {
@@ -259,6 +261,7 @@ mod tests {
             reason: None,
             last_error: Some("bad.wasm: not a WebAssembly file".into()),
             forbidden: None,
+            last_failure: None,
             from_cache: false,
         };
         let refused = PluginStatus {
@@ -270,6 +273,7 @@ mod tests {
             reason: None,
             last_error: None,
             forbidden: Some("apply of PodDisruptionBudget demo/web (reconciling demo/web): poddisruptionbudgets.policy \"web\" is forbidden: User \"system:serviceaccount:wasmop-system:wasmop\" cannot patch resource \"poddisruptionbudgets\" in API group \"policy\" in the namespace \"demo\"".into()),
+            last_failure: None,
             from_cache: false,
         };
         let text = table(&[starting, failed, refused.clone()]);
