@@ -182,6 +182,44 @@ async fn a_log_flood_is_rate_limited_counted_and_the_call_still_answers() {
     h.stop().await;
 }
 
+/// The plugins `engine_containment` runs (trap, endless loop, memory bomb): each failure shows as
+/// the plugin's last failed call in the status, counted by cause in the metrics.
+#[tokio::test]
+async fn traps_loops_and_memory_bombs_are_counted_by_cause_and_shown_in_the_status() {
+    let h = Host::start().await;
+    for bad in ["trap", "spin", "hog"] {
+        h.plugin(bad, PluginSettings::default()).await;
+    }
+    apply_yaml(
+        &h.t.client,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: poke, namespace: default}\ndata: {a: b}\n",
+    )
+    .await;
+    for (plugin, cause, says) in [
+        ("trap", "trap", "plugin trapped: "),
+        ("spin", "deadline", "plugin exceeded its deadline of 2s"),
+        (
+            "hog",
+            "memory",
+            "plugin exceeded its memory cap of 67108864 bytes",
+        ),
+    ] {
+        let series = format!("wasmop_plugin_calls_contained_total{{plugin=\"{plugin}\",cause=\"{cause}\"}}");
+        eventually(60, &series, || async {
+            let text = status_get(h.host.status_addr(), "/metrics").await;
+            (metric(&text, &series).unwrap_or(0.0) >= 1.0).then_some(())
+        })
+        .await;
+        let list: Vec<serde_json::Value> =
+            serde_json::from_str(&status_get(h.host.status_addr(), "/plugins").await).unwrap();
+        let status = list.iter().find(|p| p["name"] == plugin).expect("in the status");
+        let failure = status["last_failure"].as_str().unwrap_or_default();
+        assert!(failure.starts_with(says), "{plugin}: {status}");
+        assert_eq!(status["state"], "running", "{status}");
+    }
+    h.stop().await;
+}
+
 /// A component of `functions` functions of `pairs` multiply-and-xor pairs each: cheap to write,
 /// costly to compile (every function is compiled, called or not). Encoded here byte by byte: as
 /// text it would take the test as long to parse as the compiler to compile.
