@@ -260,6 +260,36 @@ fn databases() -> ApiResource {
     }
 }
 
+/// The 99th percentile of `samples` (of few samples: the largest).
+fn p99(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[(samples.len() * 99).div_ceil(100) - 1]
+}
+
+/// One round of work for the example plugins: a Deployment, a Database, and a ConfigMap to
+/// replicate; returns how long its copy took to appear (the replicator's latency as a user sees
+/// it, the test's own retries under the faults included).
+async fn round(client: &kube::Client, i: usize) -> Duration {
+    let yaml = deployment(&format!("web{i}"));
+    retrying("a Deployment", || try_apply_yaml(client, &yaml)).await;
+    let yaml = format!(
+        "apiVersion: example.com/v1\nkind: Database\nmetadata: {{name: db{i}, namespace: default}}\nspec: {{replicas: 1, image: 'postgres:16', storage: 1Gi}}\n"
+    );
+    retrying("a Database", || try_apply_yaml(client, &yaml)).await;
+    let yaml = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: shared{i}, namespace: default, annotations: {{wasmop.io/replicate-to: copies}}}}\ndata: {{round: '{i}'}}\n"
+    );
+    retrying("a ConfigMap", || try_apply_yaml(client, &yaml)).await;
+    let applied = Instant::now();
+    let copies: Api<ConfigMap> = Api::namespaced(client.clone(), "copies");
+    let name = format!("shared{i}");
+    while !matches!(copies.get_opt(&name).await, Ok(Some(_))) {
+        assert!(applied.elapsed() < Duration::from_secs(60), "no copy of {name}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    applied.elapsed()
+}
+
 /// Row "500s and 200 ms latency on 30 % of requests": the example plugins converge, and their
 /// retries and backoff show in the host's metrics.
 #[tokio::test]
@@ -277,6 +307,13 @@ async fn errors_and_latency_on_30_percent_of_requests_converge_with_backoff_in_m
         h.plugin(p, PluginSettings::default()).await;
     }
     let plugins = ["pdb-guard", "configmap-replicator", "database-operator"];
+    // A few rounds without faults: the replicator's latency baseline.
+    let mut rounds = 0;
+    let mut baseline = Vec::new();
+    while rounds < 5 {
+        baseline.push(round(&client, rounds).await);
+        rounds += 1;
+    }
     h.t.server.faults().set(FaultSettings {
         internal_errors: 0.3,
         slow_requests: 0.3,
@@ -284,21 +321,10 @@ async fn errors_and_latency_on_30_percent_of_requests_converge_with_backoff_in_m
         ..Default::default()
     });
     let start = Instant::now();
-    // Work keeps arriving during the window: a Deployment, a replicated ConfigMap and a Database
-    // per round.
-    let mut rounds = 0;
+    // Work keeps arriving during the window.
+    let mut faulted = Vec::new();
     while start.elapsed() < window {
-        let i = rounds;
-        let yaml = deployment(&format!("web{i}"));
-        retrying("a Deployment", || try_apply_yaml(&client, &yaml)).await;
-        let yaml = format!(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: shared{i}, namespace: default, annotations: {{wasmop.io/replicate-to: copies}}}}\ndata: {{round: '{i}'}}\n"
-        );
-        retrying("a ConfigMap", || try_apply_yaml(&client, &yaml)).await;
-        let yaml = format!(
-            "apiVersion: example.com/v1\nkind: Database\nmetadata: {{name: db{i}, namespace: default}}\nspec: {{replicas: 1, image: 'postgres:16', storage: 1Gi}}\n"
-        );
-        retrying("a Database", || try_apply_yaml(&client, &yaml)).await;
+        faulted.push(round(&client, rounds).await);
         rounds += 1;
     }
     h.t.server.faults().set(Default::default());
@@ -402,7 +428,11 @@ async fn errors_and_latency_on_30_percent_of_requests_converge_with_backoff_in_m
     assert!(failed_writes > 0.0, "writes answered 500 are counted");
     assert!(errors > 0.0 && retries > 0.0, "failed reconciles are retried");
     println!(
-        "500/latency row: window {window:?}, {rounds} rounds, converged {converged_after:?} after; writes answered 500: {failed_writes}, failed reconciles: {errors}, retries: {retries}"
+        "500/latency row: window {window:?}, {rounds} rounds, converged {converged_after:?} after; writes answered 500: {failed_writes}, failed reconciles: {errors}, retries: {retries}; replicator latency p99 {:?} without faults ({} rounds), {:?} under them ({} rounds)",
+        p99(baseline.clone()),
+        baseline.len(),
+        p99(faulted.clone()),
+        faulted.len()
     );
     h.stop().await;
 }

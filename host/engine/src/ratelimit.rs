@@ -119,6 +119,68 @@ mod tests {
         );
     }
 
+    /// What the API server sees (`tests/it/engine_write_faults.rs`): however many writers contend
+    /// and however often a 429 pauses them, no window of T seconds holds more than
+    /// burst + qps × T acquisitions, and none falls inside a pause.
+    #[tokio::test(start_paused = true)]
+    async fn contending_writers_and_pauses_never_exceed_the_bucket() {
+        const QPS: f64 = 5.0;
+        const BURST: u32 = 5;
+        let bucket = std::sync::Arc::new(TokenBucket::new(RateLimitConfig {
+            qps: QPS,
+            burst: BURST,
+        }));
+        let start = Instant::now();
+        let taken = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let pauses = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut writers = Vec::new();
+        for w in 0..8u32 {
+            let (bucket, taken, pauses) = (bucket.clone(), taken.clone(), pauses.clone());
+            writers.push(tokio::spawn(async move {
+                for i in 0..15u32 {
+                    bucket.acquire().await;
+                    let now = Instant::now();
+                    taken.lock().unwrap().push(now);
+                    // Every 7th write of writer 0 and 3 is "answered 429, Retry-After: 2".
+                    if (w == 0 || w == 3) && i % 7 == 6 {
+                        bucket.pause_for(Duration::from_secs(2)).await;
+                        pauses.lock().unwrap().push(now);
+                    }
+                }
+            }));
+        }
+        for w in writers {
+            w.await.unwrap();
+        }
+        let mut taken = taken.lock().unwrap().clone();
+        taken.sort();
+        assert_eq!(taken.len(), 120);
+        for secs in [0.5, 1.0, 5.0] {
+            let window = Duration::from_secs_f64(secs);
+            let limit = f64::from(BURST) + QPS * secs;
+            for (i, t) in taken.iter().enumerate() {
+                let within = taken[i..].iter().take_while(|u| **u - *t < window).count();
+                assert!(
+                    within as f64 <= limit,
+                    "{within} acquisitions within {secs} s from {:?}, at most {limit}",
+                    *t - start
+                );
+            }
+        }
+        let pauses = pauses.lock().unwrap().clone();
+        assert_eq!(pauses.len(), 4);
+        for p in &pauses {
+            let inside = taken
+                .iter()
+                .filter(|t| **t > *p && **t < *p + Duration::from_secs(2))
+                .count();
+            assert_eq!(inside, 0, "acquired during the pause from {:?}", *p - start);
+        }
+        // 120 writes at 5/s after a burst of 5, plus four 2-second pauses (each followed by a burst).
+        let elapsed = start.elapsed().as_secs_f64();
+        assert!((23.0..=31.0).contains(&elapsed), "took {elapsed} s");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn retry_after_pauses_every_writer() {
         let bucket = TokenBucket::new(RateLimitConfig {
