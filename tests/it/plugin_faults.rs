@@ -15,7 +15,7 @@ use wasmop_contract::{EmptyCache, Snapshot};
 use wasmop_engine::PluginSettings;
 use wasmop_runtime::{CompileLimits, LoadError, PluginLimits, Runtime, RuntimeConfig};
 
-use crate::support::{Host, apply_yaml, eventually, status_get};
+use crate::support::{Host, TestServer, apply_yaml, eventually, host_args, status_get};
 
 /// A ConfigMap telling `unruly` which fault to commit.
 fn fault(name: &str, fault: &str) -> String {
@@ -423,4 +423,63 @@ async fn a_compile_bomb_is_stopped_at_the_compile_memory_limit() {
     assert_eq!(rt.child_compiles(), 1, "only hello");
     still_serves(&running).await;
     eprintln!("compile memory limit: refused after {took:?}: {message}");
+}
+
+/// Hot reload: a running plugin's file replaced by a compile bomb. A host as `wasmop run` starts it
+/// (compile cache, `wasmop compile` children) with `--compile-timeout 5s`: the bomb is refused with
+/// the file and the limit in the plugin's status, and the running version keeps reconciling.
+#[tokio::test]
+async fn a_compile_bomb_replacing_a_running_plugin_is_refused_and_the_old_version_keeps_serving() {
+    let t = TestServer::start().await;
+    let plugins = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let mut args = host_args();
+    args.cache.cache_dir = Some(cache.path().into());
+    args.cache.compiler = Some(env!("CARGO_BIN_EXE_wasmop").into());
+    // pdb-guard compiles in 0.6 s (debug `wasmop compile`), more while other tests run.
+    args.cache.compile_timeout = Duration::from_secs(5);
+    let host = wasmop::Host::start(t.client.clone(), &args, plugins.path())
+        .await
+        .expect("host starts");
+    let file = plugins.path().join("pdb-guard.wasm");
+    std::fs::copy(wasmop_example_plugins::plugin_path("pdb-guard"), &file).unwrap();
+    host.sync().await;
+    let loaded = host.manager().status().await;
+    assert!(
+        loaded.iter().all(|s| s.state != wasmop::State::Failed),
+        "{loaded:?}"
+    );
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(t.client.clone(), "default");
+    apply_yaml(&t.client, &deployment("first")).await;
+    eventually(60, "the first PDB", || async {
+        pdbs.get_opt("first").await.unwrap()
+    })
+    .await;
+
+    // 38 MB: four times the bomb that takes 6.3 s to compile without limits.
+    std::fs::write(&file, compile_bomb(8000, 800)).unwrap();
+    let started = Instant::now();
+    host.sync().await;
+    let took = started.elapsed();
+    let status = host.manager().status().await;
+    let s = status
+        .iter()
+        .find(|s| s.file.ends_with("pdb-guard.wasm"))
+        .unwrap();
+    assert_eq!(s.state, wasmop::State::Running, "{s:?}");
+    assert_eq!(s.name.as_deref(), Some("pdb-guard"), "{s:?}");
+    let error = s.last_error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("pdb-guard.wasm: compiling was stopped and the component refused: it took longer than the compile timeout of 5s"),
+        "{s:?}"
+    );
+    // The running version still reconciles.
+    apply_yaml(&t.client, &deployment("second")).await;
+    eventually(60, "a PDB from the old version", || async {
+        pdbs.get_opt("second").await.unwrap()
+    })
+    .await;
+    eprintln!("hot reload with a compile bomb: refused in {took:?}, the old version kept");
+    host.stop().await;
+    t.server.shutdown().await;
 }

@@ -170,6 +170,9 @@ pub fn host_args() -> wasmop::HostArgs {
             no_cache: false,
             instance_pool: 0,
             compiler: None,
+            max_plugin_size: wasmop_runtime::CompileLimits::DEFAULT_MAX_COMPONENT_BYTES,
+            compile_timeout: wasmop_runtime::CompileLimits::DEFAULT_TIMEOUT,
+            compile_memory: wasmop_runtime::CompileLimits::DEFAULT_MEMORY_BYTES,
         },
         status: wasmop::cli::StatusArgs {
             status_addr: "127.0.0.1:0".parse().expect("address"),

@@ -120,6 +120,17 @@ pub struct CacheArgs {
     /// to themselves; `None` (a host in another program, such as the tests) compiles in-process.
     #[arg(skip)]
     pub compiler: Option<PathBuf>,
+    /// The largest plugin file that is compiled at all, e.g. `128Mi`; a larger one is refused.
+    #[arg(long, env = "WASMOP_MAX_PLUGIN_SIZE", default_value = "128Mi", value_parser = crate::offline::parse_bytes)]
+    pub max_plugin_size: u64,
+    /// Time one plugin's compile in the child process may take; then the child is killed and the
+    /// plugin refused (the running version of it, if any, keeps running).
+    #[arg(long, env = "WASMOP_COMPILE_TIMEOUT", default_value = "180s", value_parser = crate::offline::parse_duration)]
+    pub compile_timeout: std::time::Duration,
+    /// Memory the compiling child process may use (its data, `RLIMIT_DATA`), e.g. `2Gi`; past it
+    /// the plugin is refused.
+    #[arg(long, env = "WASMOP_COMPILE_MEMORY", default_value = "2Gi", value_parser = crate::offline::parse_bytes)]
+    pub compile_memory: u64,
 }
 
 impl CacheArgs {
@@ -133,6 +144,15 @@ impl CacheArgs {
 }
 
 impl CacheArgs {
+    /// The bounds on compiling one plugin.
+    pub fn compile_limits(&self) -> wasmop_runtime::CompileLimits {
+        wasmop_runtime::CompileLimits {
+            max_component_bytes: self.max_plugin_size,
+            timeout: self.compile_timeout,
+            memory_bytes: self.compile_memory,
+        }
+    }
+
     pub fn dir(&self) -> Option<PathBuf> {
         if self.no_cache {
             return None;

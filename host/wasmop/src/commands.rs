@@ -266,6 +266,9 @@ pub async fn compile(args: crate::cli::CompileArgs) -> Result<(), CommandError> 
                 no_cache: false,
                 instance_pool: 4,
                 compiler: None,
+                max_plugin_size: 0,
+                compile_timeout: std::time::Duration::ZERO,
+                compile_memory: 0,
             }
             .dir()
         })

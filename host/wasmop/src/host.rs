@@ -75,6 +75,7 @@ impl Host {
             cache_dir: args.cache.dir(),
             instances_per_plugin: args.cache.instance_pool,
             compiler: args.cache.compiler.clone(),
+            compile_limits: args.cache.compile_limits(),
             ..RuntimeConfig::default()
         })
         .map_err(HostError::Runtime)?;
