@@ -186,7 +186,28 @@ async fn half_of_writes_throttled_with_retry_after_are_paced_and_converge() {
         (list.items.len() == n).then_some(())
     })
     .await;
+    // The events too, though half of their first tries were throttled: one per budget.
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), "default");
+    let announced = || async {
+        let mut by_deployment: BTreeMap<String, usize> = BTreeMap::new();
+        for e in events.list(&ListParams::default()).await.ok()?.items {
+            if e.reason.as_deref() == Some("DisruptionBudgetCreated") {
+                let name = e.regarding.and_then(|r| r.name).unwrap_or_default();
+                *by_deployment.entry(name).or_default() += 1;
+            }
+        }
+        Some(by_deployment)
+    };
+    let by_deployment = eventually(60, "an event per budget", || async {
+        let seen = announced().await?;
+        (seen.len() == n).then_some(seen)
+    })
+    .await;
     let converged_after = faults_off.elapsed();
+    assert!(
+        by_deployment.values().all(|c| *c == 1),
+        "one event each: {by_deployment:?}"
+    );
     one_budget_per_deployment(&client, n).await;
     host_alive(&h, &["pdb-guard"]).await;
 
@@ -240,11 +261,26 @@ async fn half_of_writes_throttled_with_retry_after_are_paced_and_converge() {
         throttled.len() as f64,
         "every 429 the server answered is counted"
     );
-    assert!(metric(&text, "wasmop_reconcile_retries_total", &["plugin=\"pdb-guard\""]) > 0.0);
+    // Each throttled write ended its reconcile, which waits the Retry-After (and no more backoff).
+    let waits = ["plugin=\"pdb-guard\"", "reason=\"retry_after\""];
+    let waited = metric(&text, "wasmop_retry_delay_seconds_count", &waits);
+    let budgets_throttled = throttled
+        .iter()
+        .filter(|s| s.path.contains("/poddisruptionbudgets/"))
+        .count();
+    assert_eq!(
+        waited, budgets_throttled as f64,
+        "a Retry-After wait per throttled budget (events are retried by the writer)"
+    );
+    assert_eq!(
+        metric(&text, "wasmop_retry_delay_seconds_sum", &waits),
+        waited * RETRY_AFTER as f64
+    );
     println!(
-        "429 row: window {window:?}, {n} budgets, {} host writes ({} answered 429), {done_in_window} budgets within the window, converged {converged_after:?} after; busiest: {}; shortest retry of a throttled write {min_same_retry:?}",
+        "429 row: window {window:?}, {n} budgets, {} host writes ({} answered 429, {} of them events), {done_in_window} budgets within the window, converged {converged_after:?} after; busiest: {}; shortest retry of a throttled write {min_same_retry:?}",
         writes.len(),
         throttled.len(),
+        throttled.len() - budgets_throttled,
         rates.join(", ")
     );
     h.stop().await;
@@ -427,8 +463,16 @@ async fn errors_and_latency_on_30_percent_of_requests_converge_with_backoff_in_m
     let retries = metric(&text, "wasmop_reconcile_retries_total", &[]);
     assert!(failed_writes > 0.0, "writes answered 500 are counted");
     assert!(errors > 0.0 && retries > 0.0, "failed reconciles are retried");
+    let backoffs = metric(&text, "wasmop_retry_delay_seconds_count", &["reason=\"backoff\""]);
+    let backoff_secs = metric(&text, "wasmop_retry_delay_seconds_sum", &["reason=\"backoff\""]);
+    assert!(backoffs > 0.0, "the 500s were retried with backoff");
+    assert_eq!(
+        metric(&text, "wasmop_retry_delay_seconds_count", &[]),
+        retries,
+        "every retry's delay is observed"
+    );
     println!(
-        "500/latency row: window {window:?}, {rounds} rounds, converged {converged_after:?} after; writes answered 500: {failed_writes}, failed reconciles: {errors}, retries: {retries}; replicator latency p99 {:?} without faults ({} rounds), {:?} under them ({} rounds)",
+        "500/latency row: window {window:?}, {rounds} rounds, converged {converged_after:?} after; writes answered 500: {failed_writes}, failed reconciles: {errors}, retries: {retries} ({backoffs} after a backoff, {backoff_secs:.2} s in all); replicator latency p99 {:?} without faults ({} rounds), {:?} under them ({} rounds)",
         p99(baseline.clone()),
         baseline.len(),
         p99(faulted.clone()),

@@ -35,6 +35,9 @@ pub struct Metrics {
     pub queue_duration: HistogramFamily<Labels1>,
     /// `plugin`: keys scheduled again after a failure.
     pub retries: Family<Labels1, Counter>,
+    /// `plugin`, `reason` (`backoff`, `retry_after`, `conflict`): how long a failed key waits
+    /// before it is reconciled again.
+    pub retry_delay: HistogramFamily<Labels2>,
     /// `plugin`: desired states refused because they asked for undeclared writes.
     pub refused: Family<Labels1, Counter>,
     /// `plugin`, `verb`, `code`.
@@ -55,6 +58,7 @@ impl Default for Metrics {
             queue_adds: Family::default(),
             queue_duration: Family::new_with_constructor(seconds_histogram),
             retries: Family::default(),
+            retry_delay: Family::new_with_constructor(seconds_histogram),
             refused: Family::default(),
             writes: Family::default(),
             limiter_wait: Family::default(),
@@ -101,6 +105,12 @@ impl Metrics {
             "reconcile_retries",
             "Keys scheduled again after a failed reconcile (backoff, Retry-After or conflict)",
             self.retries.clone(),
+        );
+        registry.register_with_unit(
+            "retry_delay",
+            "Delay before a failed key is reconciled again, by plugin and reason (backoff: per-key exponential backoff; retry_after: the API server's Retry-After; conflict)",
+            Unit::Seconds,
+            self.retry_delay.clone(),
         );
         registry.register(
             "refused_answers",

@@ -2,8 +2,13 @@
 //! server's answer as the source) and who sends them ([`Writer`]): [`KubeWriter`] in production —
 //! one per plugin, with its field manager, every write paced by the engine's global token bucket and
 //! refused while the engine does not lead ([`crate::gate`]) — and a recording writer in tests.
+//!
+//! An Event that fails for a reason that may pass (a 429, a 500, no answer) is tried again in the
+//! background, as client-go's event recorder does: the reconcile that asked for it has moved on and
+//! will not ask again (the engine records an identical event once in ten minutes).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -14,9 +19,22 @@ use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParam
 use serde_json::{Value, json};
 use wasmop_contract::{BoxFuture, EventType, PatchType};
 
+use crate::backoff::{Backoff, BackoffConfig};
 use crate::gate::Gate;
 use crate::metrics::{self, Metrics};
 use crate::ratelimit::TokenBucket;
+
+/// How often a failed Event is tried again (client-go's recorder: 12 tries).
+const EVENT_RETRIES: u32 = 12;
+/// The delays between those tries: from half a second, doubling, at most 10 s (client-go waits
+/// 10 s each time), jittered.
+const EVENT_BACKOFF: BackoffConfig = BackoffConfig {
+    base: Duration::from_millis(500),
+    cap: Duration::from_secs(10),
+};
+/// Events being retried at once, per plugin; beyond it a failed event is dropped (and logged), so
+/// a long outage cannot pile up tasks.
+const MAX_PENDING_EVENTS: usize = 1000;
 
 /// The object a write is about.
 #[derive(Debug, Clone, PartialEq)]
@@ -179,7 +197,9 @@ pub trait Writer: Send + Sync + 'static {
     fn write<'a>(&'a self, write: &'a Write) -> BoxFuture<'a, Result<(), WriteError>>;
 }
 
-/// Writes through the kube client as one plugin's field manager (see the module docs).
+/// Writes through the kube client as one plugin's field manager (see the module docs). Cloning
+/// shares the client, the bucket and the count of events being retried.
+#[derive(Clone)]
 pub struct KubeWriter {
     client: Client,
     limiter: Arc<TokenBucket>,
@@ -187,6 +207,7 @@ pub struct KubeWriter {
     gate: Arc<Gate>,
     metrics: Metrics,
     plugin: String,
+    pending_events: Arc<AtomicUsize>,
 }
 
 impl KubeWriter {
@@ -206,7 +227,13 @@ impl KubeWriter {
             gate,
             metrics,
             plugin,
+            pending_events: Arc::default(),
         }
+    }
+
+    /// Events being retried in the background now.
+    pub fn pending_events(&self) -> usize {
+        self.pending_events.load(Ordering::Relaxed)
     }
 
     fn not_leading(&self, write: &Write) -> Result<(), WriteError> {
@@ -349,58 +376,107 @@ fn event_object(
 /// The `reportingController` of the host's events.
 const REPORTER: &str = "wasmop";
 
+impl KubeWriter {
+    /// One attempt: a token of the global bucket, the write, its count; a 429 pauses every
+    /// plugin's writes for its Retry-After.
+    async fn attempt(&self, write: &Write) -> Result<(), WriteError> {
+        self.not_leading(write)?;
+        let waiting = tokio::time::Instant::now();
+        self.limiter.acquire().await;
+        self.metrics
+            .limiter_wait
+            .get_or_create(&metrics::plugin(&self.plugin))
+            .inc_by(waiting.elapsed().as_secs_f64());
+        // The wait may have been long: the lease may have been lost meanwhile.
+        self.not_leading(write)?;
+        let result = self.send(write).await;
+        let code = match &result {
+            Ok(()) => "200".to_string(),
+            Err(kube::Error::Api(s)) => s.code.to_string(),
+            Err(_) => "error".to_string(),
+        };
+        self.metrics
+            .writes
+            .get_or_create(&[
+                ("plugin", self.plugin.clone()),
+                ("verb", write.verb().to_string()),
+                ("code", code),
+            ])
+            .inc();
+        // Deleting, or changing the finalizers of, an object that is gone is done.
+        let result = match (result, write) {
+            (
+                Err(kube::Error::Api(s)),
+                Write::Delete { .. } | Write::AddFinalizer { .. } | Write::RemoveFinalizer { .. },
+            ) if s.code == 404 => Ok(()),
+            (result, _) => result,
+        };
+        if let Err(kube::Error::Api(s)) = &result
+            && s.code == 429
+        {
+            // Every plugin's writes wait: the API server is overloaded, not this object.
+            let secs = s.details.as_ref().map_or(1, |d| d.retry_after_seconds.max(1));
+            self.limiter.pause_for(Duration::from_secs(u64::from(secs))).await;
+        }
+        result.map_err(|source| match (&source, write) {
+            // A failed `test` is answered 422: the finalizer list changed under us.
+            (kube::Error::Api(s), Write::RemoveFinalizer { .. }) if s.code == 422 => WriteError::Stale {
+                what: write.describe(),
+                source,
+            },
+            _ => WriteError::Api {
+                what: write.describe(),
+                source,
+            },
+        })
+    }
+
+    /// Tries a failed event again in the background (see the module docs), each try through the
+    /// bucket (a Retry-After pause included), until it is written, fails for good, or this host
+    /// stops leading.
+    fn retry_event(&self, write: &Write) {
+        if self.pending_events.fetch_add(1, Ordering::Relaxed) >= MAX_PENDING_EVENTS {
+            self.pending_events.fetch_sub(1, Ordering::Relaxed);
+            tracing::warn!(plugin = %self.plugin, event = %write.describe(), "too many events being retried; this one is dropped");
+            return;
+        }
+        let (writer, write) = (self.clone(), write.clone());
+        tokio::spawn(async move {
+            let mut backoff = Backoff::new(EVENT_BACKOFF);
+            for _ in 0..EVENT_RETRIES {
+                tokio::time::sleep(backoff.failure(&())).await;
+                match writer.attempt(&write).await {
+                    Ok(()) => break,
+                    Err(e) if retryable_event(&e) => {
+                        tracing::debug!(plugin = %writer.plugin, error = %e, "an event failed again");
+                    }
+                    Err(e) => {
+                        tracing::warn!(plugin = %writer.plugin, error = %e, "recording an event failed");
+                        break;
+                    }
+                }
+            }
+            writer.pending_events.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+/// Whether a failed event is worth trying again: a 429 or a transient failure, while leading.
+fn retryable_event(e: &WriteError) -> bool {
+    !matches!(e, WriteError::NotLeading { .. })
+        && matches!(e.class(), ErrorClass::RetryAfter(_) | ErrorClass::Transient)
+}
+
 impl Writer for KubeWriter {
     fn write<'a>(&'a self, write: &'a Write) -> BoxFuture<'a, Result<(), WriteError>> {
         Box::pin(async move {
-            self.not_leading(write)?;
-            let waiting = tokio::time::Instant::now();
-            self.limiter.acquire().await;
-            self.metrics
-                .limiter_wait
-                .get_or_create(&metrics::plugin(&self.plugin))
-                .inc_by(waiting.elapsed().as_secs_f64());
-            // The wait may have been long: the lease may have been lost meanwhile.
-            self.not_leading(write)?;
-            let result = self.send(write).await;
-            let code = match &result {
-                Ok(()) => "200".to_string(),
-                Err(kube::Error::Api(s)) => s.code.to_string(),
-                Err(_) => "error".to_string(),
-            };
-            self.metrics
-                .writes
-                .get_or_create(&[
-                    ("plugin", self.plugin.clone()),
-                    ("verb", write.verb().to_string()),
-                    ("code", code),
-                ])
-                .inc();
-            // Deleting, or changing the finalizers of, an object that is gone is done.
-            let result = match (result, write) {
-                (
-                    Err(kube::Error::Api(s)),
-                    Write::Delete { .. } | Write::AddFinalizer { .. } | Write::RemoveFinalizer { .. },
-                ) if s.code == 404 => Ok(()),
-                (result, _) => result,
-            };
-            if let Err(kube::Error::Api(s)) = &result
-                && s.code == 429
+            let result = self.attempt(write).await;
+            if let (Err(e), Write::Event { .. }) = (&result, write)
+                && retryable_event(e)
             {
-                // Every plugin's writes wait: the API server is overloaded, not this object.
-                let secs = s.details.as_ref().map_or(1, |d| d.retry_after_seconds.max(1));
-                self.limiter.pause_for(Duration::from_secs(u64::from(secs))).await;
+                self.retry_event(write);
             }
-            result.map_err(|source| match (&source, write) {
-                // A failed `test` is answered 422: the finalizer list changed under us.
-                (kube::Error::Api(s), Write::RemoveFinalizer { .. }) if s.code == 422 => WriteError::Stale {
-                    what: write.describe(),
-                    source,
-                },
-                _ => WriteError::Api {
-                    what: write.describe(),
-                    source,
-                },
-            })
+            result
         })
     }
 }
@@ -448,6 +524,69 @@ mod tests {
         assert!(
             !text.contains("api_writes_total{"),
             "nothing counted as sent: {text}"
+        );
+    }
+
+    fn event() -> Write {
+        Write::Event {
+            regarding: ObjectReference {
+                namespace: Some("a".into()),
+                name: Some("b".into()),
+                ..Default::default()
+            },
+            event_type: EventType::Normal,
+            reason: "Greeted".into(),
+            message: "hello".into(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_event_is_tried_again_in_the_background_then_given_up() {
+        // Nothing listens there: every try fails without an answer, a transient failure.
+        let client = Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap();
+        let metrics = Metrics::default();
+        let gate = Arc::new(Gate::default());
+        let writer = KubeWriter::new(
+            client,
+            Arc::new(TokenBucket::new(crate::RateLimitConfig::default())),
+            "wasmop/p".into(),
+            gate.clone(),
+            metrics.clone(),
+            "p".into(),
+        );
+        let tries = || {
+            metrics
+                .writes
+                .get_or_create(&[
+                    ("plugin", "p".to_string()),
+                    ("verb", "create_event".to_string()),
+                    ("code", "error".to_string()),
+                ])
+                .get()
+        };
+        let start = tokio::time::Instant::now();
+        let err = writer.write(&event()).await.unwrap_err();
+        assert_eq!(err.class(), ErrorClass::Transient);
+        assert_eq!(
+            (tries(), writer.pending_events()),
+            (1, 1),
+            "one try, one retry pending"
+        );
+        while writer.pending_events() > 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(tries(), 1 + u64::from(EVENT_RETRIES), "then given up");
+        // The tries were spaced by the backoff: each delay at least half its ceiling.
+        let b = Backoff::<()>::new(EVENT_BACKOFF);
+        let least: Duration = (1..=EVENT_RETRIES).map(|n| b.ceiling(n) / 2).sum();
+        assert!(start.elapsed() >= least, "{:?} < {least:?}", start.elapsed());
+        // A host that stops leading does not retry (nor send) its events.
+        gate.set(false);
+        let err = writer.write(&event()).await.unwrap_err();
+        assert!(matches!(err, WriteError::NotLeading { .. }), "{err}");
+        assert_eq!(
+            (tries(), writer.pending_events()),
+            (1 + u64::from(EVENT_RETRIES), 0)
         );
     }
 

@@ -91,11 +91,11 @@ impl Controller {
         match error.class() {
             ErrorClass::RetryAfter(delay) => {
                 tracing::info!(plugin = %self.meta.name, object = %key, retry_in = ?delay, "the API server asked to slow down");
-                self.retry(key, delay);
+                self.retry(key, delay, "retry_after");
             }
             ErrorClass::Conflict => {
                 tracing::debug!(plugin = %self.meta.name, object = %key, error = %error, "write conflict; retrying with the fresh object");
-                self.retry(key, CONFLICT_RETRY);
+                self.retry(key, CONFLICT_RETRY, "conflict");
             }
             ErrorClass::Transient => self.back_off(key, &error.to_string()),
             ErrorClass::Permanent(message) => {
@@ -120,15 +120,21 @@ impl Controller {
     fn back_off(&self, key: &ObjectKey, error: &str) {
         let delay = self.backoff.lock().expect("backoff lock").failure(key);
         tracing::warn!(plugin = %self.meta.name, object = %key, %error, retry_in = ?delay, "reconcile failed; retrying");
-        self.retry(key, delay);
+        self.retry(key, delay, "backoff");
     }
 
-    fn retry(&self, key: &ObjectKey, delay: Duration) {
+    /// Schedules `key` again after `delay`; `why` labels the delay in the metrics.
+    fn retry(&self, key: &ObjectKey, delay: Duration, why: &'static str) {
         self.config
             .metrics
             .retries
             .get_or_create(&metrics::plugin(&self.meta.name))
             .inc();
+        self.config
+            .metrics
+            .retry_delay
+            .get_or_create(&[("plugin", self.meta.name.clone()), ("reason", why.to_string())])
+            .observe(delay.as_secs_f64());
         self.queue.add(key.clone(), Reason::Retry, delay);
     }
 
