@@ -35,3 +35,4 @@ mod reload;
 mod runtime_plugins;
 mod scaffold;
 mod sdk_languages;
+mod soak;

@@ -1,7 +1,7 @@
 //! Prometheus metrics of a running host (`GET /metrics` on the status endpoint): the engine's own
 //! (defined once in `wasmop_engine::metrics`, registered by `Engine::register_metrics`) and the
 //! host's — plugin loads and the compile cache, whether each plugin is up, and the peak linear
-//! memory of its calls (from the runtime) — in one registry with the `wasmop` prefix. `docs/operations.md` ("Metrics") lists every metric.
+//! memory of its calls (from the runtime), its runtime's live tasks — in one registry with the `wasmop` prefix. `docs/operations.md` ("Metrics") lists every metric.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -79,6 +79,13 @@ pub async fn render(manager: &PluginManager) -> String {
         Unit::Seconds,
         manager.load_durations().clone(),
     );
+    // Tasks alive on the host's async runtime (watches, pumps, workers, timers, connections): flat
+    // under steady load, so a count that keeps growing is a leaked task (the churn soak checks it).
+    let tasks = Gauge::<i64>::default();
+    tasks.set(
+        i64::try_from(tokio::runtime::Handle::current().metrics().num_alive_tasks()).unwrap_or(i64::MAX),
+    );
+    registry.register("host_tasks", "Tasks alive on the host's async runtime", tasks);
     if let Some(stats) = manager.artifact_cache_stats() {
         let counter = |n: u64| {
             let c = Counter::<u64>::default();
