@@ -161,6 +161,9 @@ fn run(
         .arg("compile")
         .arg("-o")
         .arg(cache_dir)
+        // The host's size cap, not the child's default: a file it accepts is compiled there.
+        .arg("--max-plugin-size")
+        .arg(limits.max_component_bytes.to_string())
         .arg(copy)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -187,6 +187,10 @@ pub struct CompileArgs {
     /// `~/.cache/wasmop`.
     #[arg(short = 'o', long, env = "WASMOP_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// The largest plugin file that is compiled, e.g. `128Mi` (a host compiling in a child passes
+    /// its own `--max-plugin-size`).
+    #[arg(long, env = "WASMOP_MAX_PLUGIN_SIZE", default_value = "128Mi", value_parser = crate::offline::parse_bytes)]
+    pub max_plugin_size: u64,
 }
 
 /// Where the host serves its plugin status.

@@ -276,6 +276,10 @@ pub async fn compile(args: crate::cli::CompileArgs) -> Result<(), CommandError> 
     wasmop_runtime::ArtifactCache::open(&dir).map_err(CommandError::Cache)?;
     let runtime = wasmop_runtime::Runtime::new(wasmop_runtime::RuntimeConfig {
         cache_dir: Some(dir.clone()),
+        compile_limits: wasmop_runtime::CompileLimits {
+            max_component_bytes: args.max_plugin_size,
+            ..wasmop_runtime::CompileLimits::default()
+        },
         ..wasmop_runtime::RuntimeConfig::default()
     })
     .map_err(CommandError::Runtime)?;
