@@ -308,5 +308,20 @@ mod tests {
         older.as_object_mut().unwrap().remove("forbidden");
         let read: PluginStatus = serde_json::from_value(older).unwrap();
         assert_eq!(read.forbidden, None);
+        assert_eq!(read.last_failure, None);
+
+        // A running plugin whose last call the host contained says so.
+        let contained = PluginStatus {
+            forbidden: None,
+            last_failure: Some("plugin exceeded its deadline of 2s".into()),
+            ..refused
+        };
+        let text = table(&[contained]);
+        let line = text.lines().nth(1).unwrap();
+        assert!(
+            line.contains(" running ")
+                && line.ends_with("last failed call: plugin exceeded its deadline of 2s"),
+            "{text}"
+        );
     }
 }
