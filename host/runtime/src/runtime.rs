@@ -226,7 +226,9 @@ impl Runtime {
                     memories: footprint.memories.max(counted.memories),
                     tables: footprint.tables.max(counted.tables),
                     initial_memory_bytes: footprint.initial_memory_bytes.max(counted.initial_memory_bytes),
-                    initial_table_elements: footprint.initial_table_elements.max(counted.initial_table_elements),
+                    initial_table_elements: footprint
+                        .initial_table_elements
+                        .max(counted.initial_table_elements),
                     ..footprint
                 };
                 tracing::debug!(%file, ?footprint, "instance pool sized again from the compiled component");
@@ -248,7 +250,12 @@ impl Runtime {
         Ok(Arc::new(engine))
     }
 
-    fn compile_on(&self, engine: Arc<PluginEngine>, file: &str, bytes: &[u8]) -> Result<CompiledPlugin, LoadError> {
+    fn compile_on(
+        &self,
+        engine: Arc<PluginEngine>,
+        file: &str,
+        bytes: &[u8],
+    ) -> Result<CompiledPlugin, LoadError> {
         let cached = self.inner.cache.as_ref().map(|cache| (cache, sha256(bytes)));
         if let Some((cache, digest)) = &cached
             && let Lookup::Hit(component) = cache.lookup(&engine.engine, &self.inner.engine_key, digest)
@@ -637,6 +644,13 @@ mod tests {
             ..RuntimeConfig::default()
         })
         .unwrap();
-        assert!(on_demand.compile("one.wasm", &component(1)).unwrap().engine.pool.is_none());
+        assert!(
+            on_demand
+                .compile("one.wasm", &component(1))
+                .unwrap()
+                .engine
+                .pool
+                .is_none()
+        );
     }
 }
