@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use futures::StreamExt;
 use kube::api::GroupVersionKind;
 use kube::discovery::Scope;
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use serde_json::Value;
 use wasmop_apimachinery::selector::LabelSelector;
@@ -122,11 +122,13 @@ impl Caches {
     }
 }
 
-/// Feeds a store from a kube-rs watcher (which relists on 410 Gone and backs off on errors).
+/// Feeds a store from a kube-rs watcher (which resumes from its last resourceVersion after a
+/// failed watch and relists after 410 Gone), waiting [`WatchRetry`]'s delay after each error.
 async fn feed(store: Arc<KindStore>, api: Api<WatchedObject>, metrics: Metrics) {
     let labels = metrics::kind(&store.gvk);
-    let stream = watcher(api, watcher::Config::default()).default_backoff();
+    let stream = watcher(api, watcher::Config::default());
     let mut stream = std::pin::pin!(stream);
+    let mut retry = WatchRetry::default();
     while let Some(item) = stream.next().await {
         match item {
             Ok(watcher::Event::Apply(o)) => store.apply(o),
@@ -139,9 +141,49 @@ async fn feed(store: Arc<KindStore>, api: Api<WatchedObject>, metrics: Metrics) 
             Ok(watcher::Event::InitDone) => store.relist_done(),
             Err(e) => {
                 metrics.watch_restarts.get_or_create(&labels).inc();
-                tracing::warn!(kind = %store.gvk, error = %e, "watch error; retrying with backoff")
+                let gone = matches!(&e, watcher::Error::WatchError(s) if s.code == 410);
+                let delay = retry.delay(gone, tokio::time::Instant::now());
+                tracing::warn!(kind = %store.gvk, error = %e, ?delay, "watch error; retrying");
+                tokio::time::sleep(delay).await;
             }
         }
+    }
+}
+
+/// How long a kind's watch waits after an error: client-go's reflector backoff (800 ms, doubling,
+/// "equal jitter" so that kinds do not retry in step), but capped at 10 s rather than 30 s (with
+/// full jitter, up to 60 s), so that an API server that comes back is seen within about 10 s and
+/// changes made meanwhile are reconciled within 30 s of its return; a few kinds' watches every
+/// 10 s cost an absent server nothing. A 410 Gone (the history moved past the watch's revision)
+/// relists at once: waiting would only delay every plugin of the kind, and the relist is what
+/// the server asked for. Only the first 410 of a run of errors is free, so a history that keeps
+/// expiring backs off like any other error. Errors more than [`WatchRetry::RESET`] apart start
+/// from the base again.
+#[derive(Debug, Default)]
+struct WatchRetry {
+    /// Consecutive errors (no more than RESET apart).
+    errors: u32,
+    last: Option<tokio::time::Instant>,
+}
+
+impl WatchRetry {
+    const BASE: std::time::Duration = std::time::Duration::from_millis(800);
+    const CAP: std::time::Duration = std::time::Duration::from_secs(10);
+    const RESET: std::time::Duration = std::time::Duration::from_secs(60);
+
+    fn delay(&mut self, gone: bool, now: tokio::time::Instant) -> std::time::Duration {
+        if self.last.is_some_and(|t| now.duration_since(t) > Self::RESET) {
+            self.errors = 0;
+        }
+        self.last = Some(now);
+        self.errors = self.errors.saturating_add(1);
+        if gone && self.errors == 1 {
+            return std::time::Duration::ZERO;
+        }
+        let factor = 2u32.saturating_pow(self.errors.saturating_sub(1).min(16));
+        let ceiling = Self::BASE.saturating_mul(factor).min(Self::CAP);
+        let half = ceiling / 2;
+        half + rand::Rng::random_range(&mut rand::rng(), std::time::Duration::ZERO..=half)
     }
 }
 
@@ -327,5 +369,34 @@ mod tests {
         // A kind it may only write is not readable.
         assert!(reader.list(&pod, None, None).is_empty());
         assert!(reader.get(&pod, Some("a"), "x").is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn watch_retries_back_off_to_10s_a_first_410_relists_at_once_and_quiet_resets() {
+        use std::time::Duration;
+        use tokio::time::Instant;
+        let mut r = WatchRetry::default();
+        // An absent server: 0.4–0.8 s, then doubling, never above 10 s.
+        let mut total = Duration::ZERO;
+        for n in 1..=12u32 {
+            let d = r.delay(false, Instant::now());
+            let ceiling = (WatchRetry::BASE * 2u32.pow(n - 1)).min(WatchRetry::CAP);
+            assert!(d >= ceiling / 2 && d <= ceiling, "error {n}: {d:?}");
+            tokio::time::sleep(d).await;
+            total += d;
+        }
+        assert!(
+            total > Duration::from_secs(60),
+            "12 errors span a minute: {total:?}"
+        );
+        // Back after a quiet minute: a 410 relists at once, a second one in a row waits.
+        tokio::time::advance(WatchRetry::RESET + Duration::from_secs(1)).await;
+        assert_eq!(r.delay(true, Instant::now()), Duration::ZERO);
+        let second = r.delay(true, Instant::now());
+        assert!(second >= WatchRetry::BASE, "{second:?}");
+        // A 410 in the middle of an outage waits like any error.
+        let mut r = WatchRetry::default();
+        r.delay(false, Instant::now());
+        assert!(r.delay(true, Instant::now()) >= WatchRetry::BASE);
     }
 }
