@@ -22,4 +22,4 @@ pub use fixtures::{MapFixture, SnapshotCache};
 pub use kind::{Gvk, ObjectKey, ObjectRef};
 pub use metadata::{Lookup, Metadata, MetadataError, NamespaceScope, PolicyRule, Verb, WritePermission};
 pub use reconciler::{BoxFuture, CacheReader, EmptyCache, ReconcileFailure, Reconciler};
-pub use snapshot::{LookupResult, Reason, Snapshot, Trigger};
+pub use snapshot::{LookupResult, Reason, Snapshot, SnapshotText, Trigger};

@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::desired::Desired;
 use crate::kind::{Gvk, ObjectKey};
 use crate::metadata::Metadata;
-use crate::snapshot::{Snapshot, Trigger};
+use crate::snapshot::{Snapshot, SnapshotText, Trigger};
 
 /// Why a call produced no answer. A guest trap is not an error the guest returned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,6 +74,30 @@ pub trait Reconciler: Send + Sync {
         snapshot: Snapshot,
         cache: Arc<dyn CacheReader>,
     ) -> BoxFuture<'a, Result<Desired, ReconcileFailure>>;
+
+    /// Whether this reconciler takes its snapshots as JSON text ([`reconcile_text`]): the engine
+    /// then hands it the text it caches instead of building JSON values.
+    ///
+    /// [`reconcile_text`]: Self::reconcile_text
+    fn takes_text(&self) -> bool {
+        false
+    }
+
+    /// [`reconcile`](Self::reconcile), given the snapshot's objects as JSON text. By default they
+    /// are parsed and handed to `reconcile`.
+    fn reconcile_text<'a>(
+        &'a self,
+        snapshot: SnapshotText,
+        cache: Arc<dyn CacheReader>,
+    ) -> BoxFuture<'a, Result<Desired, ReconcileFailure>> {
+        Box::pin(async move {
+            // The engine's text is its cache's: JSON it wrote itself.
+            let snapshot = snapshot
+                .parse()
+                .map_err(|e| ReconcileFailure::Retry(format!("the snapshot is not JSON: {e}")))?;
+            self.reconcile(snapshot, cache).await
+        })
+    }
 
     /// The primary objects a change to an object of a triggering lookup concerns. Plugins without
     /// triggering lookups are never asked.

@@ -98,6 +98,47 @@ impl Snapshot {
     }
 }
 
+/// A [`Snapshot`] whose objects are JSON text, as the engine keeps them in its cache. A reconciler
+/// that hands them on as text (a WebAssembly plugin, which receives strings) takes this form
+/// ([`Reconciler::takes_text`](crate::Reconciler::takes_text)), so that nothing is parsed and
+/// serialised again on the way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnapshotText {
+    pub object: String,
+    pub children: Vec<String>,
+    /// Each declared lookup with its matching objects, in declaration order.
+    pub lookups: Vec<(Lookup, Vec<String>)>,
+    pub reason: Reason,
+    pub attempt: u32,
+    pub config: String,
+}
+
+impl SnapshotText {
+    /// The same snapshot with its objects parsed.
+    pub fn parse(&self) -> Result<Snapshot, serde_json::Error> {
+        let values = |texts: &[String]| -> Result<Vec<Value>, serde_json::Error> {
+            texts.iter().map(|t| serde_json::from_str(t)).collect()
+        };
+        Ok(Snapshot {
+            object: serde_json::from_str(&self.object)?,
+            children: values(&self.children)?,
+            lookups: self
+                .lookups
+                .iter()
+                .map(|(lookup, objects)| {
+                    Ok(LookupResult {
+                        lookup: lookup.clone(),
+                        objects: values(objects)?,
+                    })
+                })
+                .collect::<Result<_, serde_json::Error>>()?,
+            reason: self.reason,
+            attempt: self.attempt,
+            config: serde_json::from_str(&self.config)?,
+        })
+    }
+}
+
 fn one() -> u32 {
     1
 }
@@ -134,5 +175,30 @@ mod tests {
         );
         let built = Snapshot::new(serde_json::json!({"kind": "Deployment"})).with_reason(Reason::ChildChange);
         assert_eq!(built, s);
+    }
+
+    #[test]
+    fn a_text_snapshot_parses_into_the_same_snapshot() {
+        let lookup = Lookup::new(crate::Gvk::new("", "v1", "Secret"));
+        let text = SnapshotText {
+            object: r#"{"kind":"Deployment"}"#.into(),
+            children: vec![r#"{"kind":"Service"}"#.into()],
+            lookups: vec![(lookup.clone(), vec![r#"{"kind":"Secret"}"#.into()])],
+            reason: Reason::Resync,
+            attempt: 2,
+            config: r#"{"a":1}"#.into(),
+        };
+        let expected = Snapshot::new(serde_json::json!({"kind": "Deployment"}))
+            .with_child(serde_json::json!({"kind": "Service"}))
+            .with_lookup(lookup, vec![serde_json::json!({"kind": "Secret"})])
+            .with_reason(Reason::Resync)
+            .with_attempt(2)
+            .with_config(serde_json::json!({"a": 1}));
+        assert_eq!(text.parse().unwrap(), expected);
+        let broken = SnapshotText {
+            object: "{".into(),
+            ..text
+        };
+        assert!(broken.parse().is_err());
     }
 }

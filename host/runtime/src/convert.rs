@@ -1,7 +1,8 @@
 //! Conversions between the `bindgen!` types of `wasmop:reconciler@0.2.0` and the plain-Rust
-//! contract. JSON crosses the boundary as text: snapshot values are serialised here, and the guest's
-//! answer is parsed back (a malformed document is `ReconcileFailure::Invalid`, naming the field),
-//! after its size is measured against the answer cap (`desired_size`, `keys_size`).
+//! contract. JSON crosses the boundary as text: snapshot values are serialised here (or the engine's
+//! cached text is handed on as it is, [`c::SnapshotText`]), and the guest's answer is parsed back (a
+//! malformed document is `ReconcileFailure::Invalid`, naming the field), after its size is measured
+//! against the answer cap (`desired_size`, `keys_size`).
 //!
 //! What both contract versions share (kinds, references, write permissions, patches, events,
 //! errors, and the common parts of metadata, snapshots and desired states) is written once, in
@@ -95,6 +96,25 @@ macro_rules! common_conversions {
                 reason: reason_to_wit(s.reason),
                 attempt: s.attempt,
                 config: s.config.to_string(),
+            }
+        }
+
+        /// The same from a snapshot whose objects are already text: moved, not serialised.
+        pub(crate) fn snapshot_text_to_wit(s: c::SnapshotText) -> w::Snapshot {
+            w::Snapshot {
+                object: s.object,
+                children: s.children,
+                lookups: s
+                    .lookups
+                    .into_iter()
+                    .map(|(lookup, objects)| w::LookupResult {
+                        lookup: lookup_to_wit(&lookup),
+                        objects,
+                    })
+                    .collect(),
+                reason: reason_to_wit(s.reason),
+                attempt: s.attempt,
+                config: s.config,
             }
         }
 

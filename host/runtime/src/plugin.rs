@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use wasmop_contract::{
-    BoxFuture, CacheReader, Desired, Metadata, ObjectKey, ReconcileFailure, Reconciler, Snapshot, Trigger,
+    BoxFuture, CacheReader, Desired, Metadata, ObjectKey, Reason, ReconcileFailure, Reconciler, Snapshot,
+    SnapshotText, Trigger,
 };
 use wasmtime::component::Component;
 use wasmtime::{PoolConcurrencyLimitError, Trap};
@@ -310,54 +311,102 @@ impl Plugin {
         snapshot: &Snapshot,
         cache: Arc<dyn CacheReader>,
     ) -> Result<Desired, ReconcileFailure> {
-        let limits = self.limits;
-        // Held until the store is dropped: the instance's pool slot.
-        let _slot = self.inner.engine.slot().await;
-        let mut store = self.store(cache, limits);
         match &self.inner.world {
             World::V0_2(pre) => {
-                let input = convert::snapshot_to_wit(snapshot);
-                let call = async {
-                    let instance = pre.instantiate_async(&mut store).await?;
-                    instance.call_reconcile(&mut store, &input).await
-                };
-                let outcome = bounded(limits, call).await;
-                self.record_memory(&store);
-                match outcome {
-                    Outcome::Done(Ok(Ok(desired))) => {
-                        self.check_answer_size(convert::desired_size(&desired), limits)?;
-                        self.counted(convert::desired_from_wit(desired))
-                    }
-                    Outcome::Done(Ok(Err(error))) => Err(convert::error_from_wit(error)),
-                    Outcome::Done(Err(e)) => self.counted(Err(classify(e, store.data(), limits))),
-                    Outcome::Failed(failure) => self.counted(Err(failure)),
-                }
+                self.reconcile_0_2(pre, convert::snapshot_to_wit(snapshot), cache)
+                    .await
             }
             World::V0_1 {
                 pre,
                 finalizer_everywhere,
             } => {
                 let input = crate::v0_1::snapshot_to_wit(snapshot);
-                let call = async {
-                    let instance = pre.instantiate_async(&mut store).await?;
-                    instance.call_reconcile(&mut store, &input).await
-                };
-                let outcome = bounded(limits, call).await;
-                self.record_memory(&store);
-                match outcome {
-                    Outcome::Done(Ok(Ok(desired))) => {
-                        self.check_answer_size(crate::v0_1::desired_size(&desired), limits)?;
-                        self.counted(crate::v0_1::desired_from_wit(
-                            desired,
-                            snapshot.reason,
-                            *finalizer_everywhere,
-                        ))
-                    }
-                    Outcome::Done(Ok(Err(error))) => Err(crate::v0_1::error_from_wit(error)),
-                    Outcome::Done(Err(e)) => self.counted(Err(classify(e, store.data(), limits))),
-                    Outcome::Failed(failure) => self.counted(Err(failure)),
-                }
+                self.reconcile_0_1(pre, *finalizer_everywhere, input, snapshot.reason, cache)
+                    .await
             }
+        }
+    }
+
+    /// [`reconcile`](Self::reconcile) with the objects as the engine's JSON text, handed to the
+    /// guest as they are.
+    pub async fn reconcile_text(
+        &self,
+        snapshot: SnapshotText,
+        cache: Arc<dyn CacheReader>,
+    ) -> Result<Desired, ReconcileFailure> {
+        match &self.inner.world {
+            World::V0_2(pre) => {
+                self.reconcile_0_2(pre, convert::snapshot_text_to_wit(snapshot), cache)
+                    .await
+            }
+            World::V0_1 {
+                pre,
+                finalizer_everywhere,
+            } => {
+                let reason = snapshot.reason;
+                let input = crate::v0_1::snapshot_text_to_wit(snapshot);
+                self.reconcile_0_1(pre, *finalizer_everywhere, input, reason, cache)
+                    .await
+            }
+        }
+    }
+
+    async fn reconcile_0_2(
+        &self,
+        pre: &v0_2::ReconcilerPre<HostState>,
+        input: v0_2::types::Snapshot,
+        cache: Arc<dyn CacheReader>,
+    ) -> Result<Desired, ReconcileFailure> {
+        let limits = self.limits;
+        // Held until the store is dropped: the instance's pool slot.
+        let _slot = self.inner.engine.slot().await;
+        let mut store = self.store(cache, limits);
+        let call = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.call_reconcile(&mut store, &input).await
+        };
+        let outcome = bounded(limits, call).await;
+        self.record_memory(&store);
+        match outcome {
+            Outcome::Done(Ok(Ok(desired))) => {
+                self.check_answer_size(convert::desired_size(&desired), limits)?;
+                self.counted(convert::desired_from_wit(desired))
+            }
+            Outcome::Done(Ok(Err(error))) => Err(convert::error_from_wit(error)),
+            Outcome::Done(Err(e)) => self.counted(Err(classify(e, store.data(), limits))),
+            Outcome::Failed(failure) => self.counted(Err(failure)),
+        }
+    }
+
+    async fn reconcile_0_1(
+        &self,
+        pre: &v0_1::ReconcilerPre<HostState>,
+        finalizer_everywhere: bool,
+        input: v0_1::types::Snapshot,
+        reason: Reason,
+        cache: Arc<dyn CacheReader>,
+    ) -> Result<Desired, ReconcileFailure> {
+        let limits = self.limits;
+        let _slot = self.inner.engine.slot().await;
+        let mut store = self.store(cache, limits);
+        let call = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.call_reconcile(&mut store, &input).await
+        };
+        let outcome = bounded(limits, call).await;
+        self.record_memory(&store);
+        match outcome {
+            Outcome::Done(Ok(Ok(desired))) => {
+                self.check_answer_size(crate::v0_1::desired_size(&desired), limits)?;
+                self.counted(crate::v0_1::desired_from_wit(
+                    desired,
+                    reason,
+                    finalizer_everywhere,
+                ))
+            }
+            Outcome::Done(Ok(Err(error))) => Err(crate::v0_1::error_from_wit(error)),
+            Outcome::Done(Err(e)) => self.counted(Err(classify(e, store.data(), limits))),
+            Outcome::Failed(failure) => self.counted(Err(failure)),
         }
     }
 
@@ -440,6 +489,18 @@ impl Reconciler for Plugin {
         cache: Arc<dyn CacheReader>,
     ) -> BoxFuture<'a, Result<Desired, ReconcileFailure>> {
         Box::pin(async move { Plugin::reconcile(self, &snapshot, cache).await })
+    }
+
+    fn takes_text(&self) -> bool {
+        true
+    }
+
+    fn reconcile_text<'a>(
+        &'a self,
+        snapshot: SnapshotText,
+        cache: Arc<dyn CacheReader>,
+    ) -> BoxFuture<'a, Result<Desired, ReconcileFailure>> {
+        Box::pin(async move { Plugin::reconcile_text(self, snapshot, cache).await })
     }
 
     fn map<'a>(

@@ -116,7 +116,7 @@ impl Footprint {
     /// Elements a table slot holds: twice the largest initial table, at least wasmtime's usual
     /// 10 000 (a guest may grow its table, as a Python interpreter does when it loads modules).
     fn table_elements(&self) -> usize {
-        (self.initial_table_elements.saturating_mul(2).max(10_000)).min(1 << 20) as usize
+        self.initial_table_elements.saturating_mul(2).clamp(10_000, 1 << 20) as usize
     }
 }
 

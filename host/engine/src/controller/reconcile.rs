@@ -111,13 +111,17 @@ impl Controller {
             return Outcome::Unchanged;
         }
         let attempt = self.backoff.lock().expect("backoff lock").attempts(key) + 1;
-        let snapshot = inputs.snapshot(&cx, self, reason, attempt);
-        drop(inputs);
         let cache = Arc::new(PluginCache::new(self.cache.clone(), self.meta.clone()));
         let plugin = self.plugin.read().expect("plugin lock").clone();
+        let call = if plugin.takes_text() {
+            plugin.reconcile_text(inputs.snapshot_text(&cx, self, reason, attempt), cache.clone())
+        } else {
+            plugin.reconcile(inputs.snapshot(&cx, self, reason, attempt), cache.clone())
+        };
+        drop(inputs);
         self.stats.reconciles.fetch_add(1, Ordering::Relaxed);
         self.memo.forget(key);
-        let desired = match plugin.reconcile(snapshot, cache.clone()).await {
+        let desired = match call.await {
             Ok(d) if d.errors.is_empty() => d,
             Ok(d) => {
                 let failure = ReconcileFailure::Invalid(d.errors.join("; "));

@@ -4,13 +4,14 @@
 //!
 //! It is gathered in two steps: the cached objects it is made of ([`Inputs`], shared `Arc`s, cheap),
 //! whose [`Fingerprint`] the result cache compares, and only when the plugin is really called,
-//! their JSON ([`Inputs::snapshot`]).
+//! their JSON: as values ([`Inputs::snapshot`]), or as the cached text itself for a plugin that
+//! takes text ([`Inputs::snapshot_text`], a WebAssembly plugin: nothing parsed or serialised).
 
 use std::sync::Arc;
 
 use kube::ResourceExt;
 use wasmop_apimachinery::selector::LabelSelector;
-use wasmop_contract::{LookupResult, Reason, Snapshot};
+use wasmop_contract::{LookupResult, Reason, Snapshot, SnapshotText};
 
 use super::Controller;
 use super::memo::{Fingerprint, FingerprintBuilder};
@@ -102,6 +103,37 @@ impl Inputs {
             reason,
             attempt,
             config: controller.settings.config.clone(),
+        }
+    }
+
+    /// The same snapshot with every object as its cached JSON text.
+    pub(super) fn snapshot_text(
+        &self,
+        cx: &Context<'_>,
+        controller: &Controller,
+        reason: Reason,
+        attempt: u32,
+    ) -> SnapshotText {
+        let text = |o: &CachedObject| o.json().to_owned();
+        let lookups = controller
+            .meta
+            .lookups
+            .iter()
+            .zip(&self.lookups)
+            .map(|(l, found)| {
+                let objects = found
+                    .iter()
+                    .flat_map(|(_, objects)| objects.iter().map(|o| text(o)));
+                (l.clone(), objects.collect())
+            })
+            .collect();
+        SnapshotText {
+            object: text(cx.object),
+            children: self.children.iter().map(|(_, o)| text(o)).collect(),
+            lookups,
+            reason,
+            attempt,
+            config: controller.settings.config.to_string(),
         }
     }
 }

@@ -9,7 +9,7 @@ use kube::api::DynamicObject;
 use serde_json::{Value, json};
 use wasmop_contract::{
     BoxFuture, CacheReader, Desired, Gvk, Lookup, Metadata, ObjectKey, Reason, ReconcileFailure, Reconciler,
-    Snapshot, Trigger,
+    Snapshot, SnapshotText, Trigger,
 };
 
 use super::{Controller, ControllerConfig};
@@ -30,6 +30,10 @@ struct FakePlugin {
     /// How long a reconcile takes.
     takes: Duration,
     calls: Mutex<Vec<(String, Reason, u32)>>,
+    /// Takes its snapshots as text, as a WebAssembly plugin does.
+    text: bool,
+    /// Every snapshot it was given (parsed, when given as text).
+    snapshots: Mutex<Vec<Snapshot>>,
 }
 
 impl FakePlugin {
@@ -43,6 +47,8 @@ impl FakePlugin {
             map: Box::new(|_, _| Vec::new()),
             takes: Duration::ZERO,
             calls: Mutex::new(Vec::new()),
+            text: false,
+            snapshots: Mutex::new(Vec::new()),
         }
     }
 
@@ -66,6 +72,7 @@ impl Reconciler for FakePlugin {
         _: Arc<dyn CacheReader>,
     ) -> BoxFuture<'a, Result<Desired, ReconcileFailure>> {
         Box::pin(async move {
+            self.snapshots.lock().unwrap().push(snapshot.clone());
             let name = snapshot.object["metadata"]["name"]
                 .as_str()
                 .unwrap_or("")
@@ -77,6 +84,19 @@ impl Reconciler for FakePlugin {
             tokio::time::sleep(self.takes).await;
             (self.reconcile)(&snapshot)
         })
+    }
+
+    fn takes_text(&self) -> bool {
+        self.text
+    }
+
+    fn reconcile_text<'a>(
+        &'a self,
+        snapshot: SnapshotText,
+        cache: Arc<dyn CacheReader>,
+    ) -> BoxFuture<'a, Result<Desired, ReconcileFailure>> {
+        assert!(self.text, "text only for a plugin that takes it");
+        self.reconcile(snapshot.parse().expect("the cache's text is JSON"), cache)
     }
 
     fn map<'a>(
@@ -687,4 +707,37 @@ async fn answers_the_snapshot_does_not_show_are_not_cached() {
     advance(Duration::from_secs(1)).await;
     assert_eq!(plugin.reasons(), [Reason::Change, Reason::Resync]);
     c.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_plugin_taking_text_sees_the_snapshot_a_plugin_taking_values_sees() {
+    let s = Setup::new().synced(vec![cm("a", "one", 1), cm("b", "two", 1)]);
+    let ns_gvk = Gvk::new("", "v1", "Namespace");
+    let namespaces = Arc::new(KindStore::for_kind(&ns_gvk, false));
+    namespaces.relist_start();
+    for ns in ["a", "b"] {
+        namespaces.relist_apply(object(json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": ns, "labels": {"team": ns}, "managedFields": [{"manager": "kubectl"}]}})));
+    }
+    namespaces.relist_done();
+    s.cache.add(namespaces);
+    let mut seen = Vec::new();
+    for text in [false, true] {
+        let meta = Metadata::new("p", "1", cm_gvk()).lookup(Lookup::new(ns_gvk.clone()));
+        let mut plugin = FakePlugin::new(meta, |_| Ok(Desired::default()));
+        plugin.text = text;
+        let plugin = Arc::new(plugin);
+        let c = s.controller(plugin.clone());
+        advance(Duration::from_millis(10)).await;
+        c.stop().await;
+        let mut snapshots = plugin.snapshots.lock().unwrap().clone();
+        snapshots.sort_by_key(|s| s.object["metadata"]["name"].as_str().map(String::from));
+        seen.push(snapshots);
+    }
+    assert_eq!(seen[0].len(), 2);
+    assert_eq!(seen[0], seen[1]);
+    let lookup = &seen[1][0].lookups[0].objects;
+    assert_eq!(lookup.len(), 2);
+    assert_eq!(lookup[0]["metadata"]["labels"]["team"], "a");
+    assert!(lookup[0]["metadata"].get("managedFields").is_none(), "{lookup:?}");
 }
