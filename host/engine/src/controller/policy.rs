@@ -20,6 +20,34 @@ use crate::writer::{ErrorClass, WriteError};
 /// the newer object meanwhile).
 const CONFLICT_RETRY: Duration = Duration::from_millis(50);
 
+/// The longest a key waits after a write the API server never answered (unreachable, or no
+/// answer in time): its backoff would otherwise have grown to a minute or more while the server
+/// was away, and a change the host saw before the outage would wait that long after the server's
+/// return. Capped like a kind's watch retry (`cache.rs`, 10 s), every key that failed meanwhile
+/// is tried again within about 10 s of the return.
+const NO_ANSWER_CAP: Duration = Duration::from_secs(10);
+
+/// Whether a failed write got no answer from the API server at all.
+fn no_answer(error: &WriteError) -> bool {
+    matches!(
+        error,
+        WriteError::Api {
+            source: kube::Error::HyperError(_) | kube::Error::Service(_),
+            ..
+        }
+    )
+}
+
+/// `delay` kept within `cap`: past it, between half the cap and the cap (jittered, so the keys
+/// that failed together do not all retry in the same instant).
+fn capped(delay: Duration, cap: Duration) -> Duration {
+    if delay <= cap {
+        return delay;
+    }
+    let half = cap / 2;
+    half + rand::Rng::random_range(&mut rand::rng(), Duration::ZERO..=half)
+}
+
 impl Controller {
     /// Whether `key` is parked at the object's current version (skip it); a changed object
     /// un-parks it.
@@ -66,7 +94,7 @@ impl Controller {
     ) {
         self.stats.failures.fetch_add(1, Ordering::Relaxed);
         if failure.retryable() {
-            self.back_off(key, &failure.to_string());
+            self.back_off(key, &failure.to_string(), None);
         } else {
             self.park(key, object, "ReconcileFailed", &failure.to_string())
                 .await;
@@ -97,7 +125,10 @@ impl Controller {
                 tracing::debug!(plugin = %self.meta.name, object = %key, error = %error, "write conflict; retrying with the fresh object");
                 self.retry(key, CONFLICT_RETRY, "conflict");
             }
-            ErrorClass::Transient => self.back_off(key, &error.to_string()),
+            ErrorClass::Transient => {
+                let cap = no_answer(&error).then_some(NO_ANSWER_CAP);
+                self.back_off(key, &error.to_string(), cap)
+            }
             ErrorClass::Permanent(message) => {
                 let reason = match error {
                     WriteError::Refused(_) => {
@@ -117,8 +148,10 @@ impl Controller {
         }
     }
 
-    fn back_off(&self, key: &ObjectKey, error: &str) {
+    /// Schedules `key` after its next backoff delay, kept within `cap` if given.
+    fn back_off(&self, key: &ObjectKey, error: &str, cap: Option<Duration>) {
         let delay = self.backoff.lock().expect("backoff lock").failure(key);
+        let delay = cap.map_or(delay, |cap| capped(delay, cap));
         tracing::warn!(plugin = %self.meta.name, object = %key, %error, retry_in = ?delay, "reconcile failed; retrying");
         self.retry(key, delay, "backoff");
     }
@@ -147,5 +180,39 @@ impl Controller {
             .expect("parked lock")
             .insert(key.clone(), object.resource_version());
         self.publish(object, EventType::Warning, reason, message).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_nobody_answered_retries_within_the_cap_and_others_keep_their_backoff() {
+        let refused = WriteError::Api {
+            what: "apply of ConfigMap a/b".into(),
+            source: kube::Error::Service(Box::new(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "connection refused",
+            ))),
+        };
+        assert!(no_answer(&refused));
+        assert_eq!(refused.class(), ErrorClass::Transient);
+        let answered = WriteError::Api {
+            what: "apply of ConfigMap a/b".into(),
+            source: kube::Error::Api(Box::new(
+                kube::core::Status::failure("boom", "InternalError").with_code(500),
+            )),
+        };
+        assert!(!no_answer(&answered));
+        // A minute of backoff becomes 5-10 s; a shorter delay is kept as it is.
+        for _ in 0..100 {
+            let d = capped(Duration::from_secs(60), NO_ANSWER_CAP);
+            assert!(d >= NO_ANSWER_CAP / 2 && d <= NO_ANSWER_CAP, "{d:?}");
+        }
+        assert_eq!(
+            capped(Duration::from_secs(3), NO_ANSWER_CAP),
+            Duration::from_secs(3)
+        );
     }
 }
