@@ -305,6 +305,14 @@ async fn a_restart_with_a_warm_cache_does_not_compile() {
     })
     .await;
     assert!(warm.from_cache, "the restart loads the compiled artifact");
+    // Idle, the directory is not read again: reading the plugin files is not a change of it.
+    let syncs = second.host.manager().syncs();
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(
+        second.host.manager().syncs(),
+        syncs,
+        "an idle host keeps reading its directory"
+    );
     second.stop().await;
     t.server.shutdown().await;
 }

@@ -107,6 +107,8 @@ pub struct PluginManager {
     entries: Mutex<BTreeMap<String, Entry>>,
     /// Whether the directory has been read once (readiness waits for it).
     synced: std::sync::atomic::AtomicBool,
+    /// How many times the directory was synced.
+    syncs: std::sync::atomic::AtomicU64,
     /// How long loads took, by result (see [`crate::telemetry`]).
     load_duration: crate::telemetry::LoadDurations,
 }
@@ -152,6 +154,7 @@ impl PluginManager {
             settle: Duration::from_millis(250),
             entries: Mutex::new(BTreeMap::new()),
             synced: std::sync::atomic::AtomicBool::new(false),
+            syncs: Default::default(),
             load_duration: crate::telemetry::load_durations(),
         }
     }
@@ -264,8 +267,14 @@ impl PluginManager {
             .collect()
     }
 
+    /// How many times the directory has been synced (read and compared with what runs).
+    pub fn syncs(&self) -> u64 {
+        self.syncs.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Brings the running plugins in line with the directory; returns whether anything changed.
     pub async fn sync(&self) -> bool {
+        self.syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let present = match dir::scan(&self.dir) {
             Ok(p) => p,
             Err(e) => {
@@ -481,7 +490,12 @@ impl PluginManager {
     pub async fn watch(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         use notify::Watcher;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut watcher = match notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+        let mut watcher = match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            // Opening a file is an event too (inotify's IN_OPEN): without this, every sync's own
+            // reads of the plugin files would start the next sync, forever.
+            if res.is_ok_and(|e| e.kind.is_access()) {
+                return;
+            }
             let _ = tx.send(());
         }) {
             Ok(w) => Some(w),
