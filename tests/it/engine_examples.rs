@@ -261,7 +261,7 @@ async fn writes_survive_throttling_and_server_errors() {
     })
     .await;
     h.t.server.faults().set(Default::default());
-    // kube-rs retries 429s itself; a 500 reaches the engine. With 30% of requests answered 500,
+    // A 500 reaches the engine (the host's client does not retry by itself). With 30% answered 500,
     // 20 PDB writes that all succeed at the first try would be a 1-in-1000 event.
     assert!(
         h.engine.stats("pdb-guard").await.unwrap().failures > 0,
