@@ -25,6 +25,7 @@ mod dev_lifecycle;
 mod engine_containment;
 mod engine_contract;
 mod engine_examples;
+mod engine_faults;
 mod engine_write_faults;
 mod golden;
 mod host_production;
