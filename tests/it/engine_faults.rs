@@ -61,7 +61,8 @@ async fn outage(
         c.deploy(&format!("{round}-meanwhile")).await;
     }
     other.kill();
-    // The kubeconfig names the port of the last server started: the original one's again.
+    // The other server wrote its port into the kubeconfig; the host and `client` keep the
+    // original port, which the restarted server takes again.
     tokio::time::sleep(Duration::from_secs(secs).saturating_sub(stopped.elapsed())).await;
     let server = ApiChild::start(dir, port);
     let returned = Instant::now();
