@@ -15,8 +15,16 @@ fn wasmop(args: &[&std::ffi::OsStr]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wasmop"))
         .args(args)
         .env("WASMOP_LOG", "warn")
+        // `wasmop test` keeps compiled plugins in a cache; this binary's own, not the user's.
+        .env("WASMOP_CACHE_DIR", compile_cache())
         .output()
         .expect("wasmop runs")
+}
+
+/// The compile cache of this test binary's `wasmop test` runs (one per process).
+fn compile_cache() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
 }
 
 /// `(plugin, snapshot or trigger file)` for every fixture, sorted.
@@ -184,6 +192,52 @@ fn a_failing_reconcile_exits_non_zero_with_the_failure_on_stderr() {
         stderr.contains(&format!("{}: not a WebAssembly file", garbage.display())),
         "{stderr}"
     );
+}
+
+#[test]
+fn wasmop_test_keeps_compiled_plugins_in_its_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = configmap_snapshot(dir.path());
+    let cache = dir.path().join("cache");
+    let wasm = wasmop_example_plugins::plugin_path("hello");
+    let run = |extra: &[&std::ffi::OsStr]| {
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "test".as_ref(),
+            wasm.as_os_str(),
+            "--snapshot".as_ref(),
+            snapshot.as_os_str(),
+        ];
+        args.extend_from_slice(extra);
+        let out = wasmop(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    let artifacts = || {
+        std::fs::read_dir(&cache)
+            .map(|d| {
+                d.filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .path()
+                        .extension()
+                        .is_some_and(|x| x == "cwasm")
+                })
+                .count()
+            })
+            .unwrap_or(0)
+    };
+    let no_cache = run(&["--cache-dir".as_ref(), cache.as_os_str(), "--no-cache".as_ref()]);
+    assert_eq!(artifacts(), 0, "--no-cache writes nothing");
+    let first = run(&["--cache-dir".as_ref(), cache.as_os_str()]);
+    assert_eq!(artifacts(), 1, "the compiled plugin is kept");
+    let key = std::fs::read_dir(&cache).unwrap().count();
+    let second = run(&["--cache-dir".as_ref(), cache.as_os_str()]);
+    assert_eq!(
+        (artifacts(), std::fs::read_dir(&cache).unwrap().count()),
+        (1, key)
+    );
+    assert_eq!(first, no_cache);
+    assert_eq!(second, first);
 }
 
 #[test]

@@ -157,10 +157,24 @@ impl CacheArgs {
         if self.no_cache {
             return None;
         }
-        self.cache_dir
-            .clone()
-            .or_else(|| default_cache_dir(std::env::var_os("XDG_CACHE_HOME"), std::env::var_os("HOME")))
+        self.cache_dir.clone().or_else(user_cache_dir)
     }
+
+    /// The runtime these settings describe.
+    pub fn runtime_config(&self) -> wasmop_runtime::RuntimeConfig {
+        wasmop_runtime::RuntimeConfig {
+            cache_dir: self.dir(),
+            instances_per_plugin: self.instance_pool,
+            compiler: self.compiler.clone(),
+            compile_limits: self.compile_limits(),
+            ..wasmop_runtime::RuntimeConfig::default()
+        }
+    }
+}
+
+/// The running user's compile cache by default ([`default_cache_dir`] of this environment).
+pub fn user_cache_dir() -> Option<PathBuf> {
+    default_cache_dir(std::env::var_os("XDG_CACHE_HOME"), std::env::var_os("HOME"))
 }
 
 /// The XDG base directory rule: `$XDG_CACHE_HOME/wasmop` if it is set to an absolute path, else

@@ -260,18 +260,7 @@ pub async fn compile(args: crate::cli::CompileArgs) -> Result<(), CommandError> 
     let dir = args
         .cache_dir
         .clone()
-        .or_else(|| {
-            crate::cli::CacheArgs {
-                cache_dir: None,
-                no_cache: false,
-                instance_pool: 4,
-                compiler: None,
-                max_plugin_size: 0,
-                compile_timeout: std::time::Duration::ZERO,
-                compile_memory: 0,
-            }
-            .dir()
-        })
+        .or_else(crate::cli::user_cache_dir)
         .ok_or(CommandError::NoCacheDir)?;
     wasmop_runtime::ArtifactCache::open(&dir).map_err(CommandError::Cache)?;
     let runtime = wasmop_runtime::Runtime::new(wasmop_runtime::RuntimeConfig {

@@ -13,7 +13,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::discovery::{ApiCapabilities, Scope};
 use wasmop_engine::Engine;
 use wasmop_engine::leader::{Elector, KubeLeases, LeaderConfig, LeaseError};
-use wasmop_runtime::{Runtime, RuntimeConfig, RuntimeError};
+use wasmop_runtime::{Runtime, RuntimeError};
 
 use crate::cli::HostArgs;
 use crate::plugins::manager::PluginManager;
@@ -71,14 +71,7 @@ impl Host {
             return Err(HostError::NoPluginDir(dir));
         }
         let engine = Arc::new(Engine::new(client.clone(), args.engine.config()));
-        let runtime = Runtime::new(RuntimeConfig {
-            cache_dir: args.cache.dir(),
-            instances_per_plugin: args.cache.instance_pool,
-            compiler: args.cache.compiler.clone(),
-            compile_limits: args.cache.compile_limits(),
-            ..RuntimeConfig::default()
-        })
-        .map_err(HostError::Runtime)?;
+        let runtime = Runtime::new(args.cache.runtime_config()).map_err(HostError::Runtime)?;
         let manager = Arc::new(PluginManager::new(
             runtime,
             engine.clone(),

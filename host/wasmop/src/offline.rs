@@ -94,6 +94,10 @@ pub struct TestArgs {
     pub trigger: Option<PathBuf>,
     #[command(flatten)]
     pub limits: PluginLimitsArgs,
+    /// The compile cache, as a host uses it: a plugin tested again (one run per fixture) is not
+    /// compiled again (a Python or JavaScript component takes seconds).
+    #[command(flatten)]
+    pub cache: crate::cli::CacheArgs,
 }
 
 /// `wasmop inspect`.
@@ -116,7 +120,8 @@ pub struct CrdArgs {
 /// Runs one reconcile (or one `map` call) and prints the desired state (or the keys) as YAML on
 /// stdout; a failed call is an error (non-zero exit, the failure on stderr).
 pub async fn test(args: TestArgs) -> Result<(), OfflineError> {
-    let plugin = load(&runtime()?, &args.plugin, args.limits.limits()).await?;
+    let runtime = Runtime::new(args.cache.compiling_in_child().runtime_config())?;
+    let plugin = load(&runtime, &args.plugin, args.limits.limits()).await?;
     if let Some(path) = &args.trigger {
         let fixture: MapFixture = read_yaml(path, "trigger")?;
         let keys = plugin
@@ -218,7 +223,7 @@ fn crd_stream(path: &Path, metadata: &Metadata) -> Result<String, OfflineError> 
     Ok(out)
 }
 
-/// A runtime for the offline commands.
+/// A runtime for the offline commands that load plugins once (no compile cache).
 pub(crate) fn runtime() -> Result<Runtime, OfflineError> {
     Ok(Runtime::new(RuntimeConfig::default())?)
 }
