@@ -8,20 +8,10 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, WatchEvent, WatchParams};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, WatchEvent, WatchParams};
 use serde_json::{Value, json};
 
-use crate::support::{apply_yaml, eventually, spawn_wasmop, wasmop};
-
-fn databases() -> ApiResource {
-    ApiResource {
-        group: "example.com".into(),
-        version: "v1".into(),
-        api_version: "example.com/v1".into(),
-        kind: "Database".into(),
-        plural: "databases".into(),
-    }
-}
+use crate::support::{apply_yaml, databases, eventually, spawn_wasmop, wasmop};
 
 /// `wasmop dev` as a user starts it, stopped when dropped. Pods take 2 s to become ready: long
 /// enough that the operator sees its StatefulSet before it is ready even on a loaded machine.

@@ -5,21 +5,11 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use serde_json::json;
 use wasmop_engine::PluginSettings;
 
-use crate::support::{Host, apply_yaml, eventually, settle, try_apply_yaml};
-
-fn databases() -> ApiResource {
-    ApiResource {
-        group: "example.com".into(),
-        version: "v1".into(),
-        api_version: "example.com/v1".into(),
-        kind: "Database".into(),
-        plural: "databases".into(),
-    }
-}
+use crate::support::{Host, apply_yaml, databases, eventually, settle, try_apply_yaml};
 
 async fn gone<K>(api: &Api<K>, name: &str) -> Option<()>
 where

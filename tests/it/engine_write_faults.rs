@@ -10,12 +10,14 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+use kube::api::{Api, DynamicObject, ListParams};
 use wasmop_apiserver::FaultSettings;
 use wasmop_apiserver::faults::Seen;
 use wasmop_engine::{PluginSettings, PluginState};
 
-use crate::support::{Host, TestServer, apply_yaml, eventually, host_args, status_get, try_apply_yaml};
+use crate::support::{
+    Host, TestServer, apply_yaml, databases, eventually, host_args, status_get, try_apply_yaml,
+};
 
 /// How long the faults last: the row's 30 s with `WASMOP_LONG_FAULTS=1`, 8 s otherwise (CI).
 fn fault_window() -> Duration {
@@ -284,16 +286,6 @@ async fn half_of_writes_throttled_with_retry_after_are_paced_and_converge() {
         rates.join(", ")
     );
     h.stop().await;
-}
-
-fn databases() -> ApiResource {
-    ApiResource {
-        group: "example.com".into(),
-        version: "v1".into(),
-        api_version: "example.com/v1".into(),
-        kind: "Database".into(),
-        plural: "databases".into(),
-    }
 }
 
 /// The 99th percentile of `samples` (of few samples: the largest).

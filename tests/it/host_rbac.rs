@@ -13,11 +13,11 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::ClusterRole;
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::{Value, json};
 
-use crate::support::{TestServer, apply_yaml, eventually, host_args, status_get, wasmop};
+use crate::support::{TestServer, apply_yaml, databases, eventually, host_args, status_get, wasmop};
 
 const PLUGINS: [&str; 3] = ["database-operator", "configmap-replicator", "pdb-guard"];
 
@@ -41,16 +41,6 @@ async fn client_with_token(t: &TestServer, token: &str) -> kube::Client {
         .await
         .expect("client config");
     kube::Client::try_from(config).expect("client")
-}
-
-fn databases() -> ApiResource {
-    ApiResource {
-        group: "example.com".into(),
-        version: "v1".into(),
-        api_version: "example.com/v1".into(),
-        kind: "Database".into(),
-        plural: "databases".into(),
-    }
 }
 
 fn database(name: &str) -> String {

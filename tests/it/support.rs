@@ -383,3 +383,14 @@ pub fn spawn_wasmop(
 pub fn wasmop() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_wasmop"))
 }
+
+/// The example database-operator's `Database` kind.
+pub fn databases() -> kube::api::ApiResource {
+    kube::api::ApiResource {
+        group: "example.com".into(),
+        version: "v1".into(),
+        api_version: "example.com/v1".into(),
+        kind: "Database".into(),
+        plural: "databases".into(),
+    }
+}
