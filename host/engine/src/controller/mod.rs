@@ -22,6 +22,7 @@ mod policy;
 mod reconcile;
 mod snapshot;
 mod triggers;
+mod unseen;
 
 #[cfg(test)]
 mod tests;
@@ -123,6 +124,8 @@ pub struct Controller {
     parked: Mutex<HashMap<ObjectKey, Option<String>>>,
     /// The last answer per key, by snapshot.
     memo: memo::Memo,
+    /// Children each key applied that the cache does not show yet, pruned with those it shows.
+    unseen: unseen::Unseen,
     stats: Stats,
     /// The last forbidden write, until a write succeeds.
     forbidden: Mutex<Option<Forbidden>>,
@@ -171,6 +174,7 @@ impl Controller {
             queue,
             parked: Mutex::new(HashMap::new()),
             memo: memo::Memo::default(),
+            unseen: unseen::Unseen::default(),
             stats: Stats::default(),
             forbidden: Mutex::new(None),
             recorded: Mutex::default(),

@@ -67,6 +67,7 @@ impl Controller {
         self.backoff.lock().expect("backoff lock").reset(key);
         self.parked.lock().expect("parked lock").remove(key);
         self.memo.forget(key);
+        self.unseen.forget(key);
     }
 
     /// A write of the plugin went through: whatever was forbidden before is no longer the news.

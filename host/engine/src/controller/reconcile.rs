@@ -133,7 +133,7 @@ impl Controller {
                 return Outcome::Error;
             }
         };
-        let plan = match plan::plan(&cx, &desired, &wasmop_apimachinery::time::now()) {
+        let mut plan = match plan::plan(&cx, &desired, &wasmop_apimachinery::time::now()) {
             Ok(p) => p,
             Err(e) => {
                 self.write_failed(key, &object, e).await;
@@ -141,13 +141,18 @@ impl Controller {
             }
         };
         self.stats.skipped.fetch_add(plan.skipped, Ordering::Relaxed);
+        let mut unseen = self.unseen.take(key, &*self.cache);
+        super::unseen::prune(&mut plan, &unseen);
         for write in &plan.writes {
             if let Err(e) = self.writer.write(write).await {
+                self.unseen.keep(key, unseen, &*self.cache);
                 self.write_failed(key, &object, e).await;
                 return Outcome::Error;
             }
+            super::unseen::wrote(&mut unseen, write);
             self.wrote();
         }
+        self.unseen.keep(key, unseen, &*self.cache);
         self.record_events(&primary, &object, &desired).await;
         self.memo
             .remember(key, &self.meta.primary, fingerprint, &desired, cache.was_read());

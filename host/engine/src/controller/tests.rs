@@ -345,6 +345,50 @@ async fn the_finalizer_protocol() {
     c.stop().await;
 }
 
+/// Deleted right after it was created: the deletion is answered before the watch shows the copy the
+/// first reconcile applied. The copy is pruned all the same, before the finalizer is released (the
+/// churn soak left such copies behind in another namespace, where no garbage collector finds them).
+#[tokio::test(start_paused = true)]
+async fn a_child_the_cache_does_not_show_yet_is_pruned_before_the_finalizer_goes() {
+    let s = Setup::new().synced(vec![cm("a", "x", 1)]);
+    let child =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "copy", "namespace": "b"}});
+    let meta = Metadata::new("p", "1", cm_gvk()).owns(cm_gvk());
+    let plugin = Arc::new(FakePlugin::new(meta, move |snap| {
+        Ok(if snap.reason == Reason::Deletion {
+            Desired::default()
+        } else {
+            Desired {
+                apply: vec![child.clone()],
+                finalizer: true,
+                ..Default::default()
+            }
+        })
+    }));
+    let c = s.controller(plugin.clone());
+    advance(Duration::from_millis(10)).await;
+    assert!(matches!(&s.writer.writes()[1], Write::Apply { target, .. } if target.name == "copy"));
+    // The watch shows the finalizer and the deletion, not the copy (yet).
+    let before = s.writer.writes().len();
+    let mut held = cm("a", "x", 4);
+    held.metadata.finalizers = Some(vec!["wasmop.io/p".into()]);
+    held.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+    ));
+    s.store.apply(held);
+    advance(Duration::from_millis(10)).await;
+    assert_eq!(plugin.reasons().last(), Some(&Reason::Deletion));
+    let writes = &s.writer.writes()[before..];
+    assert!(
+        matches!(&writes[0], Write::Delete { target } if target.name == "copy" && target.namespace.as_deref() == Some("b")),
+        "{writes:?}"
+    );
+    assert!(matches!(&writes[1], Write::RemoveFinalizer { .. }), "{writes:?}");
+    // A child the cache shows is pruned from the cache as before, once: the object is gone now.
+    assert_eq!(writes.len(), 2, "{writes:?}");
+    c.stop().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_permanent_answer_warns_once_and_waits_for_a_change() {
     let s = Setup::new().synced(vec![cm("a", "x", 1)]);
