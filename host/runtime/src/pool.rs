@@ -113,10 +113,12 @@ impl Footprint {
             && required.max_initial_table_size.unwrap_or(0) <= self.table_elements() as u64
     }
 
-    /// Elements a table slot holds: twice the largest initial table, at least wasmtime's usual
-    /// 10 000 (a guest may grow its table, as a Python interpreter does when it loads modules).
+    /// Elements a table slot holds: twice the largest initial table, at least 10 000 (half
+    /// wasmtime's default; a guest may grow its table, as an interpreter does when it loads code).
     fn table_elements(&self) -> usize {
-        self.initial_table_elements.saturating_mul(2).clamp(10_000, 1 << 20) as usize
+        self.initial_table_elements
+            .saturating_mul(2)
+            .clamp(10_000, 1 << 20) as usize
     }
 }
 
