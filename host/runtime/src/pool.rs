@@ -128,7 +128,8 @@ impl From<&wasmtime::ResourcesRequired> for Footprint {
             core_instances: 0,
             memories: r.num_memories,
             tables: r.num_tables,
-            initial_memory_bytes: r.max_initial_memory_size.unwrap_or(0),
+            // wasmtime counts memory sizes in (64 KiB) pages.
+            initial_memory_bytes: r.max_initial_memory_size.unwrap_or(0).saturating_mul(1 << 16),
             initial_table_elements: r.max_initial_table_size.unwrap_or(0),
         }
     }
