@@ -120,17 +120,23 @@ impl Footprint {
             .saturating_mul(2)
             .clamp(10_000, 1 << 20) as usize
     }
-}
 
-impl From<&wasmtime::ResourcesRequired> for Footprint {
-    fn from(r: &wasmtime::ResourcesRequired) -> Footprint {
+    /// This footprint widened to hold what wasmtime counted after compiling.
+    pub(crate) fn widened(self, required: &wasmtime::ResourcesRequired) -> Footprint {
         Footprint {
-            core_instances: 0,
-            memories: r.num_memories,
-            tables: r.num_tables,
+            memories: self.memories.max(required.num_memories),
+            tables: self.tables.max(required.num_tables),
             // wasmtime counts memory sizes in (64 KiB) pages.
-            initial_memory_bytes: r.max_initial_memory_size.unwrap_or(0).saturating_mul(1 << 16),
-            initial_table_elements: r.max_initial_table_size.unwrap_or(0),
+            initial_memory_bytes: self.initial_memory_bytes.max(
+                required
+                    .max_initial_memory_size
+                    .unwrap_or(0)
+                    .saturating_mul(1 << 16),
+            ),
+            initial_table_elements: self
+                .initial_table_elements
+                .max(required.max_initial_table_size.unwrap_or(0)),
+            ..self
         }
     }
 }
@@ -346,5 +352,34 @@ mod tests {
         assert_eq!(f.tables, 1 + 1);
         assert_eq!(f.initial_memory_bytes, 2 << 16);
         assert!(Footprint::of(b"\0asm\x0d\0\x01\0garbage").is_none());
+    }
+
+    #[test]
+    fn a_footprint_that_undercounts_is_widened_to_what_wasmtime_counted() {
+        let read = Footprint {
+            core_instances: 2,
+            memories: 1,
+            tables: 1,
+            initial_memory_bytes: 1 << 16,
+            initial_table_elements: 10,
+        };
+        let counted = wasmtime::ResourcesRequired {
+            num_memories: 3,
+            max_initial_memory_size: Some(4),
+            num_tables: 1,
+            max_initial_table_size: Some(30_000),
+        };
+        assert!(!read.covers(&counted));
+        let widened = read.widened(&counted);
+        assert!(widened.covers(&counted));
+        assert_eq!(
+            (
+                widened.core_instances,
+                widened.memories,
+                widened.initial_memory_bytes
+            ),
+            (2, 3, 4 << 16)
+        );
+        assert_eq!(widened.table_elements(), 60_000);
     }
 }

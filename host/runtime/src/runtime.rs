@@ -221,16 +221,7 @@ impl Runtime {
         match compiled.component.resources_required() {
             Some(required) if footprint.covers(&required) => Ok(compiled),
             Some(required) => {
-                let counted = Footprint::from(&required);
-                let footprint = Footprint {
-                    memories: footprint.memories.max(counted.memories),
-                    tables: footprint.tables.max(counted.tables),
-                    initial_memory_bytes: footprint.initial_memory_bytes.max(counted.initial_memory_bytes),
-                    initial_table_elements: footprint
-                        .initial_table_elements
-                        .max(counted.initial_table_elements),
-                    ..footprint
-                };
+                let footprint = footprint.widened(&required);
                 tracing::debug!(%file, ?footprint, "instance pool sized again from the compiled component");
                 self.compile_on(self.pooled(file, footprint)?, file, bytes)
             }
