@@ -167,6 +167,56 @@ async fn configmap_replicator_syncs_and_prunes() {
     h.stop().await;
 }
 
+/// A source deleted right after it is created, over and over: whichever moment the deletion lands
+/// (before the first reconcile, while its finalizer is added, after it), no copy is left behind in
+/// another namespace, where nothing else would clean it up. (The soak found copies left when the
+/// finalizer's write met an object already gone and the copies were applied all the same.)
+#[tokio::test]
+async fn sources_deleted_as_soon_as_created_leave_no_copies() {
+    let h = Host::start().await;
+    h.plugin("configmap-replicator", PluginSettings::default()).await;
+    let client = h.t.client.clone();
+    apply_yaml(&client, "apiVersion: v1\nkind: Namespace\nmetadata: {name: ns-a}\n").await;
+    let src: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let copies: Api<ConfigMap> = Api::namespaced(client.clone(), "ns-a");
+    for i in 0..150 {
+        let name = format!("brief-{i}");
+        let cm: ConfigMap = serde_json::from_value(json!({
+            "metadata": {"name": name, "annotations": {"wasmop.io/replicate-to": "ns-a"}},
+            "data": {"i": i.to_string()},
+        }))
+        .unwrap();
+        src.create(&Default::default(), &cm).await.unwrap();
+        // Every few, give the host a moment, so the deletion lands at every stage of the reconcile.
+        if i % 3 == 1 {
+            tokio::time::sleep(Duration::from_millis((i % 7) as u64)).await;
+        }
+        src.delete(&name, &DeleteParams::default()).await.unwrap();
+    }
+    eventually(60, "every source gone, its finalizer released", || async {
+        src.list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .all(|c| !c.metadata.name.as_deref().unwrap_or("").starts_with("brief-"))
+            .then_some(())
+    })
+    .await;
+    // The host is idle once every key has been handled; whatever copy is left now stays.
+    settle(&h.t.server, Duration::from_secs(2), Duration::from_secs(60)).await;
+    let left: Vec<String> = copies
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
+    assert!(left.is_empty(), "copies of deleted sources left behind: {left:?}");
+    h.stop().await;
+}
+
 #[tokio::test]
 async fn pdb_guard_follows_replicas_and_goes_quiet() {
     let h = Host::start().await;

@@ -69,7 +69,8 @@ pub enum Write {
     /// Server-side apply of the primary object's status subresource.
     Status { target: WriteTarget, body: Value },
     /// Adds the plugin's finalizer: the primary object's new finalizer list, guarded by the
-    /// resourceVersion it was computed from (a 404 counts as done).
+    /// resourceVersion it was computed from (a 404 is [`WriteError::Gone`]: the writes planned
+    /// after it are for an object that no longer exists).
     AddFinalizer {
         target: WriteTarget,
         finalizers: Vec<String>,
@@ -147,6 +148,11 @@ pub enum WriteError {
     /// This host does not hold the leader lease (any more): nothing was sent.
     #[error("{what}: not sent, this host is not the leader")]
     NotLeading { what: String },
+    /// The primary object was deleted before the plugin's finalizer could be added: what the
+    /// reconcile planned after it (children in other namespaces, which nothing would clean up) is
+    /// not sent. Retried with backoff, when the cache no longer shows the object.
+    #[error("{what}: the object is gone")]
+    Gone { what: String },
 }
 
 /// What the engine does about a failed write.
@@ -171,7 +177,7 @@ impl WriteError {
             }
             WriteError::Invalid { .. } => ErrorClass::Permanent(self.to_string()),
             WriteError::Stale { .. } => ErrorClass::Conflict,
-            WriteError::NotLeading { .. } => ErrorClass::Transient,
+            WriteError::NotLeading { .. } | WriteError::Gone { .. } => ErrorClass::Transient,
             WriteError::Api { what, source } => match source {
                 kube::Error::Api(s) if s.code == 429 => {
                     let secs = s
@@ -373,6 +379,19 @@ fn event_object(
     }
 }
 
+/// What a 404 answer means for `write`, when it is not a failure like any other: deleting an object
+/// that is gone, or taking its finalizer off, is done; adding the finalizer to it means the object
+/// is gone ([`WriteError::Gone`]).
+fn not_found(write: &Write) -> Option<Result<(), WriteError>> {
+    match write {
+        Write::Delete { .. } | Write::RemoveFinalizer { .. } => Some(Ok(())),
+        Write::AddFinalizer { .. } => Some(Err(WriteError::Gone {
+            what: write.describe(),
+        })),
+        _ => None,
+    }
+}
+
 /// The `reportingController` of the host's events.
 const REPORTER: &str = "wasmop";
 
@@ -403,14 +422,12 @@ impl KubeWriter {
                 ("code", code),
             ])
             .inc();
-        // Deleting, or changing the finalizers of, an object that is gone is done.
-        let result = match (result, write) {
-            (
-                Err(kube::Error::Api(s)),
-                Write::Delete { .. } | Write::AddFinalizer { .. } | Write::RemoveFinalizer { .. },
-            ) if s.code == 404 => Ok(()),
-            (result, _) => result,
-        };
+        if let Err(kube::Error::Api(s)) = &result
+            && s.code == 404
+            && let Some(settled) = not_found(write)
+        {
+            return settled;
+        }
         if let Err(kube::Error::Api(s)) = &result
             && s.code == 429
         {
@@ -609,5 +626,43 @@ mod tests {
         let e = err(403);
         let source = std::error::Error::source(&e).expect("the kube error is kept");
         assert!(source.to_string().contains("nope"));
+    }
+
+    #[test]
+    fn a_404_is_done_for_a_deletion_and_means_gone_for_the_finalizer_to_add() {
+        let target = WriteTarget {
+            resource: ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&()),
+            namespace: Some("a".into()),
+            name: "b".into(),
+        };
+        assert!(matches!(
+            not_found(&Write::Delete {
+                target: target.clone()
+            }),
+            Some(Ok(()))
+        ));
+        let remove = Write::RemoveFinalizer {
+            target: target.clone(),
+            index: 0,
+            name: "wasmop.io/p".into(),
+        };
+        assert!(matches!(not_found(&remove), Some(Ok(()))));
+        let add = Write::AddFinalizer {
+            target: target.clone(),
+            finalizers: vec!["wasmop.io/p".into()],
+            resource_version: Some("1".into()),
+        };
+        let gone = not_found(&add).expect("settled").unwrap_err();
+        assert_eq!(
+            gone.to_string(),
+            "adding the finalizer to ConfigMap a/b: the object is gone"
+        );
+        assert_eq!(gone.class(), ErrorClass::Transient);
+        // Other writes keep the 404 as an error (the kind is not served).
+        let apply = Write::Apply {
+            target,
+            body: serde_json::json!({}),
+        };
+        assert!(not_found(&apply).is_none());
     }
 }

@@ -145,6 +145,10 @@ impl Writer for RecordingWriter {
             }
             match self.failures.lock().unwrap().pop_front() {
                 None => Ok(()),
+                // As the kube writer answers a 404 to adding the finalizer.
+                Some(404) if matches!(write, Write::AddFinalizer { .. }) => Err(WriteError::Gone {
+                    what: write.describe(),
+                }),
                 Some(code) => Err(WriteError::Api {
                     what: write.describe(),
                     source: kube::Error::Api(Box::new(kube::core::Status {
@@ -386,6 +390,40 @@ async fn a_child_the_cache_does_not_show_yet_is_pruned_before_the_finalizer_goes
     assert!(matches!(&writes[1], Write::RemoveFinalizer { .. }), "{writes:?}");
     // A child the cache shows is pruned from the cache as before, once: the object is gone now.
     assert_eq!(writes.len(), 2, "{writes:?}");
+    c.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn nothing_more_is_written_for_an_object_deleted_before_its_finalizer_was_added() {
+    let s = Setup::new().synced(vec![cm("a", "x", 1)]);
+    let child =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "copy", "namespace": "b"}});
+    let meta = Metadata::new("p", "1", cm_gvk()).owns(cm_gvk());
+    let plugin = Arc::new(FakePlugin::new(meta, move |_| {
+        Ok(Desired {
+            apply: vec![child.clone()],
+            finalizer: true,
+            ..Default::default()
+        })
+    }));
+    // The API server deleted the object before the finalizer could be added.
+    s.writer.fail_with(&[404]);
+    let c = s.controller(plugin.clone());
+    advance(Duration::from_millis(10)).await;
+    s.store.delete(cm("a", "x", 2));
+    advance(Duration::from_secs(120)).await;
+    let writes = s.writer.writes();
+    assert_eq!(
+        writes.len(),
+        1,
+        "only the finalizer was tried, no copy made: {writes:?}"
+    );
+    assert!(matches!(&writes[0], Write::AddFinalizer { .. }), "{writes:?}");
+    assert_eq!(
+        plugin.calls().len(),
+        1,
+        "the object is gone: not reconciled again"
+    );
     c.stop().await;
 }
 
