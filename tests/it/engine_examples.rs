@@ -176,7 +176,11 @@ async fn sources_deleted_as_soon_as_created_leave_no_copies() {
     let h = Host::start().await;
     h.plugin("configmap-replicator", PluginSettings::default()).await;
     let client = h.t.client.clone();
-    apply_yaml(&client, "apiVersion: v1\nkind: Namespace\nmetadata: {name: ns-a}\n").await;
+    apply_yaml(
+        &client,
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: ns-a}\n",
+    )
+    .await;
     let src: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let copies: Api<ConfigMap> = Api::namespaced(client.clone(), "ns-a");
     for i in 0..150 {
