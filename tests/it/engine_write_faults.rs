@@ -15,9 +15,7 @@ use wasmop_apiserver::FaultSettings;
 use wasmop_apiserver::faults::Seen;
 use wasmop_engine::{PluginSettings, PluginState};
 
-use crate::support::{
-    Host, TestServer, apply_yaml, databases, eventually, host_args, status_get, try_apply_yaml,
-};
+use crate::support::{Host, apply_yaml, databases, eventually, host_args, status_get, try_apply_yaml};
 
 /// How long the faults last: the row's 30 s with `WASMOP_LONG_FAULTS=1`, 8 s otherwise (CI).
 fn fault_window() -> Duration {
@@ -30,21 +28,10 @@ fn fault_window() -> Duration {
 
 /// A host with its own global write limit (`--write-qps`, `--write-burst`).
 async fn host_with_limit(qps: f64, burst: u32) -> Host {
-    let t = TestServer::start().await;
-    let plugins = tempfile::tempdir().expect("tempdir");
     let mut args = host_args();
     args.engine.write_qps = qps;
     args.engine.write_burst = burst;
-    let host = wasmop::Host::start(t.client.clone(), &args, plugins.path())
-        .await
-        .expect("host starts");
-    let engine = host.engine().clone();
-    Host {
-        t,
-        host,
-        engine,
-        plugins,
-    }
+    Host::start_with_args(&args).await
 }
 
 fn deployment(name: &str) -> String {

@@ -14,37 +14,9 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 
-use crate::support::{TestServer, apply_yaml, eventually, host_args, settle, spawn_wasmop, wasmop};
-
-/// `GET path` on a status endpoint: the status code and body; `None` if nobody answers.
-async fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut raw = String::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut raw))
-        .await
-        .ok()?
-        .ok()?;
-    let (head, body) = raw.split_once("\r\n\r\n")?;
-    let code = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((code, body.to_string()))
-}
-
-/// The sum of the samples of `name` (every label set) whose labels contain `labels`.
-fn sum(metrics: &str, name: &str, labels: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            let (n, rest) = series.split_once('{').unwrap_or((series, ""));
-            (n == name && rest.contains(labels)).then(|| value.parse::<f64>().ok())?
-        })
-        .sum()
-}
+use crate::support::{
+    TestServer, apply_yaml, eventually, host_args, metric_sum, settle, spawn_wasmop, status_request, wasmop,
+};
 
 /// One replica: `wasmop run --leader-elect` as its own process.
 struct Replica {
@@ -79,11 +51,13 @@ impl Replica {
     }
 
     async fn metrics(&self) -> Option<String> {
-        get(self.status, "/metrics").await.map(|(_, body)| body)
+        status_request(self.status, "/metrics")
+            .await
+            .map(|(_, body)| body)
     }
 
     async fn leading(&self) -> Option<bool> {
-        Some(sum(&self.metrics().await?, "wasmop_leader", "") == 1.0)
+        Some(metric_sum(&self.metrics().await?, "wasmop_leader", "") == 1.0)
     }
 
     fn stop(mut self) {
@@ -107,9 +81,9 @@ impl Monitor {
         let (both2, done2) = (both.clone(), done.clone());
         let task = tokio::spawn(async move {
             let leading = |addr| async move {
-                get(addr, "/metrics")
+                status_request(addr, "/metrics")
                     .await
-                    .is_some_and(|(_, m)| sum(&m, "wasmop_leader", "") == 1.0)
+                    .is_some_and(|(_, m)| metric_sum(&m, "wasmop_leader", "") == 1.0)
             };
             while !done2.load(Ordering::SeqCst) {
                 if leading(a).await && leading(b).await && leading(a).await {
@@ -156,7 +130,7 @@ async fn two_replicas(t: &TestServer, plugins: &Path, lease: &[&str]) -> (Replic
     // Both sync their caches and are ready, the standby too.
     for r in [&a, &b] {
         eventually(60, "every replica ready", || async {
-            (get(r.status, "/readyz").await?.0 == 200).then_some(())
+            (status_request(r.status, "/readyz").await?.0 == 200).then_some(())
         })
         .await;
     }
@@ -200,21 +174,21 @@ async fn only_the_leader_writes_and_a_killed_one_is_replaced() {
     settle(&t.server, Duration::from_millis(500), Duration::from_secs(30)).await;
     let (lm, sm) = (leader.metrics().await.unwrap(), standby.metrics().await.unwrap());
     assert!(
-        sum(&lm, "wasmop_api_writes_total", "plugin=\"stamp\"") >= 3.0,
+        metric_sum(&lm, "wasmop_api_writes_total", "plugin=\"stamp\"") >= 3.0,
         "{lm}"
     );
     assert!(
-        sum(&lm, "wasmop_reconciles_total", "outcome=\"success\"") >= 3.0,
+        metric_sum(&lm, "wasmop_reconciles_total", "outcome=\"success\"") >= 3.0,
         "{lm}"
     );
     assert_eq!(
-        sum(&sm, "wasmop_api_writes_total", ""),
+        metric_sum(&sm, "wasmop_api_writes_total", ""),
         0.0,
         "the standby writes nothing: {sm}"
     );
-    assert_eq!(sum(&sm, "wasmop_reconciles_total", ""), 0.0, "{sm}");
+    assert_eq!(metric_sum(&sm, "wasmop_reconciles_total", ""), 0.0, "{sm}");
     assert!(
-        sum(&sm, "wasmop_cached_objects", "") >= 3.0,
+        metric_sum(&sm, "wasmop_cached_objects", "") >= 3.0,
         "the standby's cache is warm: {sm}"
     );
 
@@ -234,7 +208,7 @@ async fn only_the_leader_writes_and_a_killed_one_is_replaced() {
     assert_eq!((holder_id.as_str(), transitions), (standby_id, 1));
     let m = standby.metrics().await.unwrap();
     assert!(
-        sum(&m, "wasmop_api_writes_total", "plugin=\"stamp\"") >= 1.0,
+        metric_sum(&m, "wasmop_api_writes_total", "plugin=\"stamp\"") >= 1.0,
         "{m}"
     );
     assert_eq!(monitor.finish().await, 0, "never two leaders at once");
@@ -294,14 +268,14 @@ async fn readiness_follows_the_plugins_and_metrics_parse() {
         .await
         .expect("host starts");
     let addr = host.status_addr();
-    let (code, body) = get(addr, "/readyz").await.unwrap();
+    let (code, body) = status_request(addr, "/readyz").await.unwrap();
     assert_eq!(code, 503, "the directory is not read yet: {body}");
-    assert_eq!(get(addr, "/livez").await.unwrap().0, 200);
-    assert_eq!(get(addr, "/healthz").await.unwrap().0, 200);
+    assert_eq!(status_request(addr, "/livez").await.unwrap().0, 200);
+    assert_eq!(status_request(addr, "/healthz").await.unwrap().0, 200);
     host.watch().await;
     // Its Database kind is not served yet: starting, not ready.
     let body = eventually(30, "not ready, waiting for the Database kind", || async {
-        let (code, body) = get(addr, "/readyz").await?;
+        let (code, body) = status_request(addr, "/readyz").await?;
         (code == 503 && body.contains("Database")).then_some(body)
     })
     .await;
@@ -310,7 +284,7 @@ async fn readiness_follows_the_plugins_and_metrics_parse() {
         .await
         .unwrap();
     eventually(30, "ready once its watches synced", || async {
-        (get(addr, "/readyz").await?.0 == 200).then_some(())
+        (status_request(addr, "/readyz").await?.0 == 200).then_some(())
     })
     .await;
     apply_yaml(&t.client, "apiVersion: example.com/v1\nkind: Database\nmetadata: {name: m, namespace: default}\nspec: {replicas: 1, image: 'postgres:16', storage: 1Gi}\n").await;
@@ -321,7 +295,7 @@ async fn readiness_follows_the_plugins_and_metrics_parse() {
     .await;
     settle(&t.server, Duration::from_millis(500), Duration::from_secs(30)).await;
 
-    let (code, metrics) = get(addr, "/metrics").await.unwrap();
+    let (code, metrics) = status_request(addr, "/metrics").await.unwrap();
     assert_eq!(code, 200);
     assert!(metrics.trim_end().ends_with("# EOF"), "{metrics}");
     // Every sample line is `name{labels} value`, the value a number.
@@ -340,11 +314,11 @@ async fn readiness_follows_the_plugins_and_metrics_parse() {
             "{histogram}: {metrics}"
         );
         assert!(
-            sum(&metrics, &format!("{histogram}_count"), "") >= 1.0,
+            metric_sum(&metrics, &format!("{histogram}_count"), "") >= 1.0,
             "{histogram}: {metrics}"
         );
         assert!(
-            sum(&metrics, &format!("{histogram}_bucket"), "le=\"+Inf\"") >= 1.0,
+            metric_sum(&metrics, &format!("{histogram}_bucket"), "le=\"+Inf\"") >= 1.0,
             "{histogram}: {metrics}"
         );
         let buckets = metrics
@@ -355,11 +329,11 @@ async fn readiness_follows_the_plugins_and_metrics_parse() {
     }
     let plugin = "plugin=\"database-operator\"";
     assert!(
-        sum(&metrics, "wasmop_reconciles_total", plugin) >= 1.0,
+        metric_sum(&metrics, "wasmop_reconciles_total", plugin) >= 1.0,
         "{metrics}"
     );
     assert!(
-        sum(
+        metric_sum(
             &metrics,
             "wasmop_api_writes_total",
             &format!("{plugin},verb=\"apply\",code=\"200\"")
@@ -367,7 +341,7 @@ async fn readiness_follows_the_plugins_and_metrics_parse() {
         "{metrics}"
     );
     assert!(
-        sum(&metrics, "wasmop_queue_adds_total", plugin) >= 1.0,
+        metric_sum(&metrics, "wasmop_queue_adds_total", plugin) >= 1.0,
         "{metrics}"
     );
     for series in [
@@ -383,10 +357,10 @@ async fn readiness_follows_the_plugins_and_metrics_parse() {
         assert!(metrics.contains(series), "{series}: {metrics}");
     }
     // It reconciled: its peak linear memory is known, within the default cap.
-    let high_water = sum(&metrics, "wasmop_guest_memory_high_water_bytes", plugin);
+    let high_water = metric_sum(&metrics, "wasmop_guest_memory_high_water_bytes", plugin);
     assert!(high_water > 0.0 && high_water <= (64 << 20) as f64, "{metrics}");
     assert!(
-        sum(&metrics, "wasmop_watch_relists_total", "") >= 1.0,
+        metric_sum(&metrics, "wasmop_watch_relists_total", "") >= 1.0,
         "{metrics}"
     );
     host.stop().await;
@@ -421,8 +395,8 @@ fn busy_host(t: &TestServer, plugins: &Path) -> (Child, SocketAddr) {
 
 async fn reconciling(addr: SocketAddr) {
     eventually(60, "a reconcile in flight", || async {
-        let (_, m) = get(addr, "/metrics").await?;
-        (sum(&m, "wasmop_running_reconciles", "plugin=\"spin\"") >= 1.0).then_some(())
+        let (_, m) = status_request(addr, "/metrics").await?;
+        (metric_sum(&m, "wasmop_running_reconciles", "plugin=\"spin\"") >= 1.0).then_some(())
     })
     .await;
 }

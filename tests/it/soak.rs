@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-use crate::support::{TestServer, spawn_wasmop, status_get, wasmop};
+use crate::support::{TestServer, metric_sum, spawn_wasmop, status_get, wasmop};
 
 /// Where the churned objects live.
 const NS: &str = "soak";
@@ -274,19 +274,6 @@ async fn lane(
     slots
 }
 
-/// The sum of the samples of metric `name` whose labels contain `labels`.
-fn metric(metrics: &str, name: &str, labels: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            let (n, rest) = series.split_once('{').unwrap_or((series, ""));
-            (n == name && rest.contains(labels)).then(|| value.parse::<f64>().ok())?
-        })
-        .sum()
-}
-
 /// A `/proc/PID/status` field's first number (`VmRSS` in KiB, `Threads`).
 fn proc_status(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the host runs");
@@ -319,12 +306,12 @@ async fn sample(pid: u32, status: std::net::SocketAddr, at: Duration, ops: u64) 
         at,
         ops,
         rss_kib: proc_status(pid, "VmRSS"),
-        tasks: metric(&metrics, "wasmop_host_tasks", "") as u64,
+        tasks: metric_sum(&metrics, "wasmop_host_tasks", "") as u64,
         threads: proc_status(pid, "Threads"),
         fds,
-        reconciles: metric(&metrics, "wasmop_reconciles_total", "") as u64,
-        errors: metric(&metrics, "wasmop_reconciles_total", "outcome=\"error\"") as u64,
-        queued: metric(&metrics, "wasmop_queue_depth", "") as u64,
+        reconciles: metric_sum(&metrics, "wasmop_reconciles_total", "") as u64,
+        errors: metric_sum(&metrics, "wasmop_reconciles_total", "outcome=\"error\"") as u64,
+        queued: metric_sum(&metrics, "wasmop_queue_depth", "") as u64,
     }
 }
 
@@ -506,8 +493,8 @@ async fn idle(status: std::net::SocketAddr, max: Duration) -> Duration {
     loop {
         let m = status_get(status, "/metrics").await;
         let now = (
-            metric(&m, "wasmop_reconciles_total", ""),
-            metric(&m, "wasmop_queue_depth", "") + metric(&m, "wasmop_running_reconciles", ""),
+            metric_sum(&m, "wasmop_reconciles_total", ""),
+            metric_sum(&m, "wasmop_queue_depth", "") + metric_sum(&m, "wasmop_running_reconciles", ""),
         );
         if now != last.0 {
             last = (now, Instant::now());
@@ -559,7 +546,7 @@ async fn churn_soak_keeps_memory_and_tasks_flat_and_loses_no_reconcile() {
     let pid = host.0.id();
     crate::support::eventually(120, "the host to be ready", || async move {
         let m = status_get(status, "/metrics").await;
-        (metric(&m, "wasmop_plugin_up", "") == 3.0).then_some(())
+        (metric_sum(&m, "wasmop_plugin_up", "") == 3.0).then_some(())
     })
     .await;
     idle(status, Duration::from_secs(60)).await;

@@ -193,9 +193,14 @@ pub struct Host {
 
 impl Host {
     pub async fn start() -> Host {
+        Host::start_with_args(&host_args()).await
+    }
+
+    /// The same with these host arguments.
+    pub async fn start_with_args(args: &wasmop::HostArgs) -> Host {
         let t = TestServer::start().await;
         let plugins = tempfile::tempdir().expect("tempdir");
-        let host = wasmop::Host::start(t.client.clone(), &host_args(), plugins.path())
+        let host = wasmop::Host::start(t.client.clone(), args, plugins.path())
             .await
             .expect("host starts");
         let engine = host.engine().clone();
@@ -292,6 +297,36 @@ pub async fn status_get(addr: std::net::SocketAddr, path: &str) -> String {
         .expect("an HTTP response")
         .1
         .to_string()
+}
+
+/// `GET path` on a status endpoint: the status code and body; `None` if nobody answers (in 5 s).
+pub async fn status_request(addr: std::net::SocketAddr, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut raw = String::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut raw))
+        .await
+        .ok()?
+        .ok()?;
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    Some((head.split_whitespace().nth(1)?.parse().ok()?, body.to_string()))
+}
+
+/// The sum of the samples of metric `name` (every label set) whose labels contain `labels`, in a
+/// Prometheus text exposition.
+pub fn metric_sum(metrics: &str, name: &str, labels: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (n, rest) = series.split_once('{').unwrap_or((series, ""));
+            (n == name && rest.contains(labels)).then(|| value.parse::<f64>().ok())?
+        })
+        .sum()
 }
 
 /// Server-side applies every document of a YAML text as `test`.

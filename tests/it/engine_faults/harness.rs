@@ -15,7 +15,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use crate::support::{eventually, spawn_wasmop, wasmop};
+use crate::support::{eventually, spawn_wasmop, status_request, wasmop};
 
 pub(super) const REPLICATE_TO: &str = "wasmop.io/replicate-to";
 pub(super) const FINALIZER: &str = "wasmop.io/configmap-replicator";
@@ -104,7 +104,7 @@ impl HostChild {
             status: status.parse().expect("a status address"),
         };
         eventually(60, "the host to be ready", || async {
-            (get(host.status, "/readyz").await?.0 == 200).then_some(())
+            (status_request(host.status, "/readyz").await?.0 == 200).then_some(())
         })
         .await;
         host
@@ -116,7 +116,10 @@ impl HostChild {
     }
 
     pub(super) async fn metrics(&self) -> String {
-        get(self.status, "/metrics").await.expect("the host's metrics").1
+        status_request(self.status, "/metrics")
+            .await
+            .expect("the host's metrics")
+            .1
     }
 
     /// SIGKILL.
@@ -140,22 +143,6 @@ pub(super) fn plugins() -> tempfile::TempDir {
         .expect("plugin copied");
     }
     dir
-}
-
-/// `GET path` on a status endpoint: the status code and body; `None` if nobody answers.
-pub(super) async fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut raw = String::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut raw))
-        .await
-        .ok()?
-        .ok()?;
-    let (head, body) = raw.split_once("\r\n\r\n")?;
-    Some((head.split_whitespace().nth(1)?.parse().ok()?, body.to_string()))
 }
 
 /// The samples of the counter `name` by their `kind` label.
