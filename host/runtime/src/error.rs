@@ -43,8 +43,6 @@ pub enum LoadError {
         #[source]
         source: MetadataError,
     },
-    #[error("{file}: cannot serialise the compiled component: {reason}")]
-    Serialize { file: String, reason: String },
     #[error("{file}: {source}")]
     Runtime {
         file: String,
@@ -66,7 +64,6 @@ impl LoadError {
             | LoadError::WrongWorld { file, .. }
             | LoadError::Metadata { file, .. }
             | LoadError::InvalidMetadata { file, .. }
-            | LoadError::Serialize { file, .. }
             | LoadError::Runtime { file, .. } => file,
         }
     }

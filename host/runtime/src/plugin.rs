@@ -13,12 +13,10 @@ use wasmop_contract::{
     BoxFuture, CacheReader, Desired, Metadata, ObjectKey, Reason, ReconcileFailure, Reconciler, Snapshot,
     SnapshotText, Trigger,
 };
-use wasmtime::component::Component;
 use wasmtime::{PoolConcurrencyLimitError, Trap};
 
 use crate::bindings::{v0_1, v0_2};
 use crate::convert;
-use crate::error::LoadError;
 use crate::host::{HostState, LogLimiter};
 use crate::pool::PluginEngine;
 use crate::runtime::Runtime;
@@ -74,7 +72,6 @@ struct PluginInner {
     name: Arc<str>,
     metadata: Metadata,
     world: World,
-    component: Component,
     /// The most linear memory one call of this plugin held, over its calls so far.
     memory_high_water: AtomicU64,
     /// The log rate limit all its calls share.
@@ -168,7 +165,6 @@ impl Plugin {
         file: String,
         metadata: Metadata,
         world: World,
-        component: Component,
         limits: PluginLimits,
     ) -> Plugin {
         Plugin {
@@ -179,7 +175,6 @@ impl Plugin {
                 name: metadata.name.as_str().into(),
                 metadata,
                 world,
-                component,
                 memory_high_water: AtomicU64::new(0),
                 log: Arc::new(LogLimiter::new()),
                 failures: Default::default(),
@@ -292,17 +287,6 @@ impl Plugin {
         let mut store = self.inner.engine.store(self.inner.name.clone(), cache, limits);
         store.data_mut().share_log_limiter(self.inner.log.clone());
         store
-    }
-
-    /// The compiled code in the engine's artifact format (see `CompiledPlugin::serialize`).
-    pub fn serialize(&self) -> Result<Vec<u8>, LoadError> {
-        self.inner
-            .component
-            .serialize()
-            .map_err(|e| LoadError::Serialize {
-                file: self.inner.file.clone(),
-                reason: format!("{e:#}"),
-            })
     }
 
     /// One reconcile, in a fresh instance. Never panics because of the guest.

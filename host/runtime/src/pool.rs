@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use wasmop_contract::CacheReader;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{
-    Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
+    Enabled, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
 };
 
 use crate::bindings::{v0_1, v0_2};
@@ -196,6 +196,10 @@ impl PluginEngine {
             .table_elements(footprint.table_elements())
             .total_stacks(slots)
             .linear_memory_keep_resident(KEEP_RESIDENT)
+            // Resets only the pages a call dirtied (Linux 6.7's PAGEMAP_SCAN) instead of memsetting
+            // the whole kept-resident range after every call: memset was 4 % of the wasm arm's
+            // profile, gone with this. Older kernels keep the memset.
+            .pagemap_scan(Enabled::Auto)
             .table_keep_resident(64 << 10)
             .async_stack_keep_resident(64 << 10);
         let mut config = config.clone();

@@ -293,8 +293,7 @@ impl Runtime {
         })
     }
 
-    /// Compiles a component to the engine's artifact format (what [`CompiledPlugin::serialize`]
-    /// gives), for an on-disk cache. See [`compatibility_key`](Self::compatibility_key).
+    /// Compiles a component to the engine's artifact format, for an on-disk cache. See [`compatibility_key`](Self::compatibility_key).
     pub fn precompile(&self, file: &str, bytes: &[u8]) -> Result<Vec<u8>, LoadError> {
         check_header(file, bytes)?;
         crate::compile::check_size(file, bytes, &self.inner.compile_limits)?;
@@ -398,15 +397,7 @@ impl Runtime {
             },
             world => world,
         };
-        Ok(Plugin::new(
-            self.clone(),
-            engine,
-            file,
-            metadata,
-            world,
-            component,
-            limits,
-        ))
+        Ok(Plugin::new(self.clone(), engine, file, metadata, world, limits))
     }
 }
 
@@ -468,15 +459,6 @@ impl CompiledPlugin {
     /// Whether it came from a verified artifact of the compile cache (nothing was compiled).
     pub fn from_cache(&self) -> bool {
         self.from_cache
-    }
-
-    /// The compiled code in the engine's artifact format (as [`Runtime::precompile`] gives it).
-    /// Loading it back is only done by the compile cache, for artifacts it authenticated.
-    pub fn serialize(&self) -> Result<Vec<u8>, LoadError> {
-        self.component.serialize().map_err(|e| LoadError::Serialize {
-            file: self.file.clone(),
-            reason: format!("{e:#}"),
-        })
     }
 }
 
@@ -599,9 +581,6 @@ mod tests {
     #[test]
     fn compiled_components_serialise() {
         let rt = runtime();
-        let compiled = rt.compile("empty.wasm", EMPTY_COMPONENT).unwrap();
-        let bytes = compiled.serialize().unwrap();
-        assert!(!bytes.is_empty());
         assert!(!rt.precompile("empty.wasm", EMPTY_COMPONENT).unwrap().is_empty());
         assert_eq!(rt.compatibility_key(), rt.compatibility_key());
         // Another engine of the same configuration has the same key (it is not a random hash).

@@ -42,10 +42,13 @@ fn a_new_cache_is_private_and_its_key_survives_reopening() {
     let sealed = cache.seal(&[1; 32], &[2; 32], b"payload");
     // Reopened (another process, later): the same key verifies what the first one sealed.
     let again = ArtifactCache::open(&dir).unwrap();
-    assert_eq!(again.verify(&sealed, &[1; 32], &[2; 32]), Ok(()));
+    assert_eq!(again.verify(&sealed[..], &[1; 32], &[2; 32]).unwrap(), Ok(7));
     // Another installation's key does not.
     let other = ArtifactCache::open(parent.path().join("other")).unwrap();
-    assert_eq!(other.verify(&sealed, &[1; 32], &[2; 32]), Err(Rejection::BadMac));
+    assert_eq!(
+        other.verify(&sealed[..], &[1; 32], &[2; 32]).unwrap(),
+        Err(Rejection::BadMac)
+    );
 }
 
 #[test]
@@ -198,7 +201,7 @@ fn an_artifact_with_a_bad_mac_is_not_loaded_but_recompiled_and_counted() {
     rejected_then_rebuilt(
         |path| {
             let mut bytes = std::fs::read(path).unwrap();
-            let mid = HEADER_LEN + (bytes.len() - HEADER_LEN - MAC_LEN) / 2;
+            let mid = (bytes.len() - TRAILER_LEN - MAC_LEN) / 2;
             bytes[mid] ^= 1;
             std::fs::write(path, bytes).unwrap();
         },
@@ -210,9 +213,10 @@ fn an_artifact_with_a_bad_mac_is_not_loaded_but_recompiled_and_counted() {
             let other = tempfile::tempdir().unwrap();
             let forger = ArtifactCache::open(other.path()).unwrap();
             let bytes = std::fs::read(path).unwrap();
-            let (header, payload) = (&bytes[..HEADER_LEN], &bytes[HEADER_LEN..bytes.len() - MAC_LEN]);
-            let engine: Digest = header[12..44].try_into().unwrap();
-            let component: Digest = header[44..76].try_into().unwrap();
+            let (payload, trailer) =
+                bytes[..bytes.len() - MAC_LEN].split_at(bytes.len() - MAC_LEN - TRAILER_LEN);
+            let engine: Digest = trailer[12..44].try_into().unwrap();
+            let component: Digest = trailer[44..76].try_into().unwrap();
             std::fs::write(path, forger.seal(&engine, &component, payload)).unwrap();
         },
         Rejection::BadMac,
@@ -220,8 +224,37 @@ fn an_artifact_with_a_bad_mac_is_not_loaded_but_recompiled_and_counted() {
 }
 
 #[test]
+fn a_verified_artifact_loads_mapped_or_copied() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(dir.path());
+    load(&rt);
+    let path = rt.artifact_path(EMPTY_COMPONENT).unwrap();
+    let cache = rt.artifact_cache().unwrap();
+    let file = open_regular(&path).unwrap();
+    let payload_len = cache
+        .verify(&file, &rt.compatibility_key(), &sha256(EMPTY_COMPONENT))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        payload_len,
+        file.metadata().unwrap().len() - (TRAILER_LEN + MAC_LEN) as u64
+    );
+    // Mapped (the whole file, trailer included) and copied (the payload alone): the same code.
+    let mapped = load_verified(rt.engine(), &file, payload_len)
+        .unwrap()
+        .serialize()
+        .unwrap();
+    let copied = copy_verified(rt.engine(), &file, payload_len)
+        .unwrap()
+        .serialize()
+        .unwrap();
+    assert_eq!(mapped.len(), file.metadata().unwrap().len() as usize);
+    assert_eq!(mapped[..payload_len as usize], copied[..]);
+}
+
+#[test]
 fn a_truncated_artifact_is_ignored() {
-    for keep in [0, 20, HEADER_LEN + 10] {
+    for keep in [0, 20, TRAILER_LEN + 10] {
         rejected_then_rebuilt(
             |path| {
                 let bytes = std::fs::read(path).unwrap();
@@ -230,13 +263,23 @@ fn a_truncated_artifact_is_ignored() {
             Rejection::Truncated,
         );
     }
-    // Cut short of its declared payload (the MAC's place taken by code).
+    // A payload shorter than its trailer declares.
+    rejected_then_rebuilt(
+        |path| {
+            let bytes = std::fs::read(path).unwrap();
+            let payload_end = bytes.len() - TRAILER_LEN - MAC_LEN;
+            let cut = [&bytes[..payload_end - 100], &bytes[payload_end..]].concat();
+            std::fs::write(path, cut).unwrap();
+        },
+        Rejection::Truncated,
+    );
+    // Cut short at its end: the trailer is gone, and what is there instead is not one.
     rejected_then_rebuilt(
         |path| {
             let bytes = std::fs::read(path).unwrap();
             std::fs::write(path, &bytes[..bytes.len() - 100]).unwrap();
         },
-        Rejection::Truncated,
+        Rejection::Foreign,
     );
 }
 
@@ -246,16 +289,18 @@ fn a_foreign_artifact_is_ignored() {
     rejected_then_rebuilt(
         |path| {
             let mut bytes = std::fs::read(path).unwrap();
-            bytes[44] ^= 0xff;
+            // The trailer's component digest.
+            let at = bytes.len() - MAC_LEN - TRAILER_LEN + 44;
+            bytes[at] ^= 0xff;
             std::fs::write(path, bytes).unwrap();
         },
         Rejection::Foreign,
     );
-    // Not ours at all: wasmtime's own serialized format with no header.
+    // Not ours at all: wasmtime's own serialized format with no trailer.
     rejected_then_rebuilt(
         |path| {
             let bytes = std::fs::read(path).unwrap();
-            std::fs::write(path, &bytes[HEADER_LEN..]).unwrap();
+            std::fs::write(path, &bytes[..bytes.len() - TRAILER_LEN - MAC_LEN]).unwrap();
         },
         Rejection::Foreign,
     );
