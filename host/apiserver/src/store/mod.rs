@@ -1,11 +1,13 @@
 //! The durable object store: every object of every resource, the cluster-wide revision counter and the
 //! recent event history, in one embedded redb database, mirrored in memory for reads and watches.
 //!
-//! All writes go through [`Store::mutate`], which serialises writers, gives each write the next
-//! revision (the `resourceVersion`), commits it to disk (fsync) *before* the caller acknowledges it,
-//! then publishes it to the in-memory history that watches read. A compare-and-swap inside the one
-//! writer lock means concurrent writers never lose an update. After a restart the objects, the
-//! revision and the retained history are loaded back, so watches resume from a resourceVersion.
+//! All writes go through [`Store::mutate`], which serialises writers' decisions, gives each write
+//! the next revision (the `resourceVersion`), commits it to disk (fsync) *before* the caller
+//! acknowledges it, then publishes it to the in-memory history that watches read. A
+//! compare-and-swap inside the one writer lock means concurrent writers never lose an update;
+//! writes that arrive while a commit is on its way share the next commit ([`commit`]: group
+//! commit). After a restart the objects, the revision and the retained history are loaded back, so
+//! watches resume from a resourceVersion.
 //!
 //! Failure rules (docs/reliability.md, "Embedded API server data"): every commit is a two-phase
 //! commit, so a crash at any point leaves the last acknowledged write intact, and the file is checked
@@ -17,9 +19,12 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+mod commit;
+use commit::Writer;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -123,10 +128,7 @@ pub struct Key {
 }
 
 impl Key {
-    fn db_key(&self) -> String {
-        format!("{}/{}/{}", self.resource, self.namespace, self.name)
-    }
-
+    /// The inverse of [`KeyRepr::db_key`].
     fn parse(s: &str) -> Option<Key> {
         let mut it = s.splitn(4, '/');
         let group = it.next()?;
@@ -172,11 +174,18 @@ pub struct Event {
 }
 
 /// [`Key`] in its serialised form inside [`Event`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct KeyRepr {
     pub resource: String,
     pub namespace: String,
     pub name: String,
+}
+
+impl KeyRepr {
+    /// The key of the object's row in the database: `group/plural/namespace/name`.
+    fn db_key(&self) -> String {
+        format!("{}/{}/{}", self.resource, self.namespace, self.name)
+    }
 }
 
 impl From<&Key> for KeyRepr {
@@ -222,12 +231,14 @@ struct State {
 pub struct Store {
     path: PathBuf,
     state: RwLock<State>,
-    /// The writer lock, holding the database; `None` after a failed commit closed it, until the
-    /// next write reopens it.
-    writer: Mutex<Option<Database>>,
+    /// The writer lock: the database and the writes waiting for the next commit.
+    writer: Mutex<Writer>,
+    /// Signalled when a commit ends (acknowledged or failed).
+    committed: Condvar,
     revision_tx: tokio::sync::watch::Sender<u64>,
     history_limit: usize,
     writes: AtomicU64,
+    commits: AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -344,13 +355,16 @@ impl Store {
         let db = open_db(&path)?;
         let state = load(&db, &path)?;
         let (revision_tx, _) = tokio::sync::watch::channel(state.revision);
+        let writer = Writer::new(db, state.revision);
         Ok(Store {
             path,
             state: RwLock::new(state),
-            writer: Mutex::new(Some(db)),
+            writer: Mutex::new(writer),
+            committed: Condvar::new(),
             revision_tx,
             history_limit: history_limit.max(1),
             writes: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
         })
     }
 
@@ -362,7 +376,7 @@ impl Store {
     /// Reopens the database after a failed commit closed it, and takes what the file holds as the
     /// truth: a commit that reported an error may still have reached the disk (the data written,
     /// the final sync failing), and memory must then show it too.
-    fn reopen(&self) -> Result<Database, StoreError> {
+    fn reopen(&self) -> Result<(Database, u64), StoreError> {
         let db = open_db(&self.path)?;
         let loaded = load(&db, &self.path)?;
         let mut state = self.state.write().expect("store lock");
@@ -381,7 +395,7 @@ impl Store {
         if moved {
             self.revision_tx.send_replace(revision);
         }
-        Ok(db)
+        Ok((db, revision))
     }
 
     /// The current cluster-wide revision.
@@ -392,6 +406,12 @@ impl Store {
     /// Writes committed since start (for tests and benchmarks that count API writes).
     pub fn write_count(&self) -> u64 {
         self.writes.load(Ordering::Relaxed)
+    }
+
+    /// Commits (fsyncs) since start: fewer than [`write_count`](Self::write_count) when concurrent
+    /// writes shared commits.
+    pub fn commit_count(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     /// Wakes whenever the revision moves.
@@ -479,20 +499,27 @@ impl Store {
     /// Atomically reads the object at `key`, lets `f` decide, and commits the result durably.
     ///
     /// `f` receives the current object and the revision this write will get. It runs under the writer
-    /// lock, so what it read is still current when the write lands (compare-and-swap).
+    /// lock, so what it read is still current when the write lands (compare-and-swap); the current
+    /// object includes writes decided but not yet committed, which this one then builds on (and
+    /// fails with, should their commit fail). Returns once the write is durable.
     pub fn mutate<F>(&self, key: &Key, f: F) -> ApiResult<Outcome>
     where
         F: FnOnce(Option<Arc<Value>>, u64) -> ApiResult<Mutation>,
     {
         let mut writer = self.writer.lock().expect("writer lock");
-        if writer.is_none() {
-            *writer = Some(self.reopen().map_err(|e| {
+        if writer.db.is_none() {
+            let (db, revision) = self.reopen().map_err(|e| {
                 tracing::error!(error = %e, "the store is still not writable");
                 ApiError::from(e)
-            })?);
+            })?;
+            writer.reopened(db, revision);
         }
-        let current = self.get(key);
-        let revision = self.revision() + 1;
+        let repr = KeyRepr::from(key);
+        let current = match writer.pending_object(&repr) {
+            Some(pending) => pending,
+            None => self.get(key),
+        };
+        let revision = writer.assigned + 1;
         let mutation = f(current.clone(), revision)?;
         let (type_, object) = match mutation {
             Mutation::Unchanged => return Ok(Outcome::Unchanged(current)),
@@ -516,83 +543,86 @@ impl Store {
             }
         };
         let object = Arc::new(object);
-        let event = Arc::new(Event {
+        writer.push(Arc::new(Event {
             revision,
-            key: key.into(),
+            key: repr,
             type_,
             object: object.clone(),
-            previous: current.clone(),
-        });
-        let trimmed = {
-            let state = self.state.read().expect("store lock");
-            state.history.len() + 1 > self.history_limit
-        };
-        let db = writer.as_ref().expect("opened above");
-        if let Err(e) = commit(db, &self.path, key, &event, trimmed) {
-            // Not acknowledged and not in memory. The database may be unusable after an I/O error
-            // (redb then answers every call with PreviousIo), so close it; the next write reopens it.
-            tracing::error!(error = %e, revision, "a write failed; the store is reopened by the next write");
-            *writer = None;
-            return Err(e.into());
-        }
-        {
-            let mut state = self.state.write().expect("store lock");
-            state.revision = revision;
-            let map = state.objects.entry(key.resource.clone()).or_default();
-            let id = (key.namespace.clone(), key.name.clone());
-            if type_ == EventType::Deleted {
-                map.remove(&id);
-            } else {
-                map.insert(id, object.clone());
+            previous: current,
+        }));
+        let generation = writer.generation;
+        loop {
+            if writer.generation != generation {
+                // A commit before this write's failed; this write was decided on top of it.
+                return Err(writer.failure.clone().expect("set with the generation"));
             }
-            state.history.push_back(event);
-            if trimmed && let Some(old) = state.history.pop_front() {
-                state.compacted = old.revision;
+            if writer.durable >= revision {
+                break;
             }
+            if writer.committing {
+                writer = self.committed.wait(writer).expect("writer lock");
+                continue;
+            }
+            writer = self.commit_pending(writer);
+            self.committed.notify_all();
         }
-        self.writes.fetch_add(1, Ordering::Relaxed);
-        self.revision_tx.send_replace(revision);
         Ok(match type_ {
             EventType::Added => Outcome::Created(object),
             EventType::Modified => Outcome::Updated(object),
             EventType::Deleted => Outcome::Deleted(object),
         })
     }
-}
 
-/// Writes one event (and the object it leaves) durably: a two-phase commit, so that a crash can
-/// never leave the file with a damaged last commit that would have to be rolled back.
-fn commit(db: &Database, path: &Path, key: &Key, event: &Event, trim_oldest: bool) -> Result<(), StoreError> {
-    let write = |source: redb::Error| StoreError::Write {
-        path: path.display().to_string(),
-        source: Box::new(source),
-    };
-    let mut txn = db.begin_write().map_err(|e| write(e.into()))?;
-    txn.set_two_phase_commit(true);
-    {
-        let mut objects = txn.open_table(OBJECTS).map_err(|e| write(e.into()))?;
-        let db_key = key.db_key();
-        if event.type_ == EventType::Deleted {
-            objects.remove(db_key.as_str()).map_err(|e| write(e.into()))?;
-        } else {
-            let bytes = serde_json::to_vec(&*event.object).expect("a JSON value serialises");
-            objects
-                .insert(db_key.as_str(), bytes.as_slice())
-                .map_err(|e| write(e.into()))?;
+    /// Commits every pending write as one batch, with the writer lock released while the commit
+    /// runs, then publishes the batch to memory (or fails it and everything queued behind it).
+    fn commit_pending<'a>(
+        &'a self,
+        mut writer: std::sync::MutexGuard<'a, Writer>,
+    ) -> std::sync::MutexGuard<'a, Writer> {
+        let batch = std::mem::take(&mut writer.pending);
+        let last = batch.last().expect("this writer's own write is pending").revision;
+        let db = writer.db.clone().expect("opened by this writer");
+        let trim = {
+            let state = self.state.read().expect("store lock");
+            (state.history.len() + batch.len()).saturating_sub(self.history_limit)
+        };
+        writer.committing = true;
+        drop(writer);
+        let result = commit::commit(&db, &self.path, &batch, trim);
+        let mut writer = self.writer.lock().expect("writer lock");
+        writer.committing = false;
+        if let Err(e) = result {
+            // Not acknowledged and not in memory. The database may be unusable after an I/O error
+            // (redb then answers every call with PreviousIo), so close it; the next write reopens it.
+            tracing::error!(error = %e, revision = last, writes = batch.len(), "a commit failed; the store is reopened by the next write");
+            writer.failed(e.into());
+            return writer;
         }
-        let mut meta = txn.open_table(META).map_err(|e| write(e.into()))?;
-        meta.insert("revision", event.revision)
-            .map_err(|e| write(e.into()))?;
-        let mut events = txn.open_table(EVENTS).map_err(|e| write(e.into()))?;
-        let bytes = serde_json::to_vec(event).expect("an event serialises");
-        events
-            .insert(event.revision, bytes.as_slice())
-            .map_err(|e| write(e.into()))?;
-        if trim_oldest {
-            events.pop_first().map_err(|e| write(e.into()))?;
+        {
+            let mut state = self.state.write().expect("store lock");
+            for event in &batch {
+                let map = state.objects.entry(event.key.resource.clone()).or_default();
+                let id = (event.key.namespace.clone(), event.key.name.clone());
+                if event.type_ == EventType::Deleted {
+                    map.remove(&id);
+                } else {
+                    map.insert(id, event.object.clone());
+                }
+                state.history.push_back(event.clone());
+            }
+            for _ in 0..trim {
+                if let Some(old) = state.history.pop_front() {
+                    state.compacted = old.revision;
+                }
+            }
+            state.revision = last;
         }
+        writer.committed(last);
+        self.writes.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.revision_tx.send_replace(last);
+        writer
     }
-    txn.commit().map_err(|e| write(e.into()))
 }
 
 fn set_resource_version(obj: &mut Value, revision: u64) {
@@ -602,184 +632,4 @@ fn set_resource_version(obj: &mut Value, revision: u64) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn key(name: &str) -> Key {
-        Key {
-            resource: "/configmaps".into(),
-            namespace: "default".into(),
-            name: name.into(),
-        }
-    }
-
-    fn put(store: &Store, name: &str, v: &str) -> Outcome {
-        store
-            .mutate(&key(name), |_, _| {
-                Ok(Mutation::Put(
-                    json!({"metadata": {"name": name}, "data": {"v": v}}),
-                ))
-            })
-            .unwrap()
-    }
-
-    #[test]
-    fn revisions_increase_and_survive_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = Store::open(dir.path(), 100).unwrap();
-            put(&store, "a", "1");
-            put(&store, "b", "1");
-            put(&store, "a", "2");
-            assert_eq!(store.revision(), 4);
-            assert_eq!(store.get(&key("a")).unwrap()["metadata"]["resourceVersion"], "4");
-        }
-        let store = Store::open(dir.path(), 100).unwrap();
-        assert_eq!(store.revision(), 4);
-        assert_eq!(store.get(&key("a")).unwrap()["data"]["v"], "2");
-        let events = store.events_since(Some("/configmaps"), 2).unwrap();
-        assert_eq!(events.iter().map(|e| e.revision).collect::<Vec<_>>(), vec![3, 4]);
-        put(&store, "c", "1");
-        assert_eq!(store.revision(), 5);
-    }
-
-    #[test]
-    fn history_is_trimmed_and_old_revisions_are_gone() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 2).unwrap();
-        for i in 0..5 {
-            put(&store, "a", &i.to_string());
-        }
-        assert_eq!(store.events_since(None, 1).err(), Some(4));
-        assert_eq!(store.events_since(None, 4).unwrap().len(), 2);
-    }
-
-    #[test]
-    fn a_compaction_expires_every_earlier_revision_and_later_events_replay() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 100).unwrap();
-        put(&store, "a", "1");
-        put(&store, "b", "1");
-        let now = store.revision();
-        assert_eq!(store.compact(), now);
-        assert_eq!(store.events_since(None, now - 1).err(), Some(now));
-        assert!(store.events_since(None, now).unwrap().is_empty());
-        put(&store, "a", "2");
-        let events = store.events_since(Some("/configmaps"), now).unwrap();
-        assert_eq!(
-            events.iter().map(|e| e.revision).collect::<Vec<_>>(),
-            vec![now + 1]
-        );
-        assert_eq!(store.compacted_revision(), now);
-    }
-
-    #[test]
-    fn unchanged_writes_take_no_revision() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 10).unwrap();
-        put(&store, "a", "1");
-        let out = store.mutate(&key("a"), |_, _| Ok(Mutation::Unchanged)).unwrap();
-        assert!(matches!(out, Outcome::Unchanged(Some(_))));
-        assert_eq!(store.revision(), 2);
-        assert_eq!(store.write_count(), 1);
-    }
-
-    #[test]
-    fn deletes_carry_the_deletion_revision() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 10).unwrap();
-        put(&store, "a", "1");
-        let out = store
-            .mutate(&key("a"), |cur, _| Ok(Mutation::Delete((*cur.unwrap()).clone())))
-            .unwrap();
-        let Outcome::Deleted(obj) = out else { panic!() };
-        assert_eq!(obj["metadata"]["resourceVersion"], "3");
-        assert!(store.get(&key("a")).is_none());
-        assert_eq!(store.list("/configmaps", Some("default")).1.len(), 0);
-    }
-
-    /// Writes `n` objects, closes the store, damages the file with `damage`, and returns what
-    /// opening it again answers.
-    fn damaged(n: usize, damage: impl FnOnce(&Path)) -> Result<Store, StoreError> {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = Store::open(dir.path(), 100).unwrap();
-            for i in 0..n {
-                put(&store, &format!("o{i}"), &format!("<{i:05}>").repeat(30));
-            }
-        }
-        damage(&dir.path().join(FILE_NAME));
-        Store::open(dir.path(), 100)
-    }
-
-    fn assert_refused(result: Result<Store, StoreError>) {
-        let e = match result {
-            Ok(store) => panic!("a damaged file was opened at revision {}", store.revision()),
-            Err(e) => e,
-        };
-        let message = e.to_string();
-        assert!(message.contains(FILE_NAME), "the error names the file: {message}");
-    }
-
-    #[test]
-    fn a_truncated_file_is_refused_with_its_name() {
-        for keep in [0.5, 0.9, 0.99] {
-            assert_refused(damaged(200, |path| {
-                let len = std::fs::metadata(path).unwrap().len();
-                let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-                f.set_len((len as f64 * keep) as u64).unwrap();
-            }));
-        }
-    }
-
-    #[test]
-    fn overwritten_pages_are_refused_with_the_files_name() {
-        use std::io::{Seek, SeekFrom, Write};
-        let overwrite = |path: &Path, at: u64, bytes: &[u8]| {
-            let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-            f.seek(SeekFrom::Start(at)).unwrap();
-            f.write_all(bytes).unwrap();
-        };
-        // Garbage over the file's header.
-        assert_refused(damaged(200, |path| overwrite(path, 0, &[0xA5; 64])));
-        // One byte changed inside a stored object, in every copy of it in the file (the live page
-        // among them): a page checksum mismatch, not a JSON error, as the byte stays a digit.
-        for object in [0, 100, 199] {
-            assert_refused(damaged(200, |path| {
-                let bytes = std::fs::read(path).unwrap();
-                let marker = format!("<{object:05}><{object:05}>");
-                let found: Vec<usize> = bytes
-                    .windows(marker.len())
-                    .enumerate()
-                    .filter(|(_, w)| *w == marker.as_bytes())
-                    .map(|(at, _)| at)
-                    .collect();
-                assert!(!found.is_empty(), "object {object} is in the file");
-                for at in found {
-                    overwrite(path, at as u64 + 3, b"9");
-                }
-            }));
-        }
-    }
-
-    #[test]
-    fn objects_nested_past_the_request_limit_load_back() {
-        // 126 levels pass the request parser; stored with managedFields around them they nest deeper.
-        let dir = tempfile::tempdir().unwrap();
-        let mut deep = json!("leaf");
-        for _ in 0..126 {
-            deep = json!({"a": deep});
-        }
-        {
-            let store = Store::open(dir.path(), 100).unwrap();
-            store
-                .mutate(&key("deep"), |_, _| {
-                    Ok(Mutation::Put(json!({"metadata": {"name": "deep", "managedFields": [{"fieldsV1": deep.clone()}]}, "spec": deep.clone()})))
-                })
-                .unwrap();
-        }
-        let store = Store::open(dir.path(), 100).unwrap();
-        assert_eq!(store.get(&key("deep")).unwrap()["spec"], deep);
-    }
-}
+mod tests;
