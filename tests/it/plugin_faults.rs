@@ -427,6 +427,47 @@ async fn a_compile_bomb_is_killed_at_the_compile_timeout_and_not_compiled_in_pro
 }
 
 #[tokio::test]
+async fn without_a_compile_cache_compiles_still_run_in_a_child_within_the_limits() {
+    // `--no-cache` (or a refused directory): the child compiles to a scratch directory.
+    let timeout = Duration::from_secs(1);
+    let rt = Runtime::new(RuntimeConfig {
+        cache_dir: None,
+        compiler: Some(env!("CARGO_BIN_EXE_wasmop").into()),
+        compile_limits: CompileLimits {
+            timeout,
+            ..CompileLimits::default()
+        },
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime");
+    let running = rt
+        .load(
+            wasmop_example_plugins::plugin_path("hello"),
+            PluginLimits::default(),
+        )
+        .unwrap();
+    assert_eq!(rt.child_compiles(), 1, "hello compiled by a child");
+    still_serves(&running).await;
+    let bomb = compile_bomb(8000, 200);
+    let started = Instant::now();
+    let rt2 = rt.clone();
+    let err = tokio::task::spawn_blocking(move || {
+        rt2.load_bytes("slow.wasm", &bomb, PluginLimits::default())
+            .unwrap_err()
+    })
+    .await
+    .unwrap();
+    let took = started.elapsed();
+    assert!(matches!(err, LoadError::CompileLimit { .. }), "{err}");
+    assert!(
+        took >= timeout && took < timeout + Duration::from_secs(3),
+        "refused at the timeout, not compiled here: {took:?}"
+    );
+    still_serves(&running).await;
+    eprintln!("no cache: compile bomb refused after {took:?}");
+}
+
+#[tokio::test]
 async fn a_compile_bomb_is_stopped_at_the_compile_memory_limit() {
     let cache = tempfile::tempdir().unwrap();
     let memory = 256 << 20;

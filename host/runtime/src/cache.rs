@@ -270,6 +270,11 @@ impl ArtifactCache {
         Ok(Ok(signed_len))
     }
 
+    /// Removes the artifact of `component`, if there is one (a loaded one stays mapped).
+    pub(crate) fn remove(&self, engine_key: &Digest, component: &Digest) {
+        let _ = std::fs::remove_file(self.artifact_path(engine_key, component));
+    }
+
     /// Writes `payload` (a serialized component) as the artifact of `component`, atomically.
     pub(crate) fn store(
         &self,

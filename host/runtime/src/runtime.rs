@@ -33,12 +33,13 @@ pub struct RuntimeConfig {
     /// and rebuilt). `None` compiles every time; so does a directory that is refused (the reason is
     /// logged as an error and kept in [`Runtime::cache_error`]).
     pub cache_dir: Option<PathBuf>,
-    /// The `wasmop` executable: with a cache, a plugin that is not in it is compiled by a child
-    /// process (`wasmop compile`) and loaded from the artifact it writes, so the memory compiling
-    /// takes (well over 100 MB, which the allocator keeps once freed) goes back to the system when
-    /// the child exits. `None`, or a child that cannot run or reports an ordinary error: compiled
-    /// in this process. A child stopped at a limit of [`compile_limits`](Self::compile_limits):
-    /// the component is refused.
+    /// The `wasmop` executable: a plugin that is not in the compile cache is compiled by a child
+    /// process (`wasmop compile`, into the cache, or without one into a private scratch directory
+    /// whose artifact is removed once loaded) within [`compile_limits`](Self::compile_limits), and
+    /// loaded from the artifact it writes, so the memory compiling takes (well over 100 MB, which
+    /// the allocator keeps once freed) goes back to the system when the child exits. A child
+    /// stopped at a limit: the component is refused. `None`, or a child that cannot run or reports
+    /// an ordinary error: compiled in this process, bounded by size only.
     pub compiler: Option<PathBuf>,
     /// How much compiling one plugin may take: the size of its file, and the time and memory of a
     /// compile in a child process.
@@ -77,6 +78,9 @@ struct RuntimeInner {
     cache_error: Option<CacheError>,
     compiler: Option<PathBuf>,
     compile_limits: CompileLimits,
+    /// Without a cache, where a child process compiles to: a private directory of this runtime's
+    /// own, made on first use, removed with the runtime; `None` inside if it could not be made.
+    scratch: std::sync::OnceLock<Option<(tempfile::TempDir, ArtifactCache)>>,
     /// Plugins compiled by a child process so far.
     child_compiles: std::sync::atomic::AtomicU64,
 }
@@ -125,6 +129,7 @@ impl Runtime {
                 cache_error,
                 compiler: config.compiler,
                 compile_limits: config.compile_limits,
+                scratch: Default::default(),
                 child_compiles: Default::default(),
             }),
         })
@@ -258,19 +263,31 @@ impl Runtime {
                 from_cache: true,
             });
         }
-        if let (Some((cache, digest)), Some(exe)) = (&cached, &self.inner.compiler)
-            && crate::compile::in_child(exe, cache, file, bytes, &self.inner.compile_limits)?
-            && let Some(component) = cache.take_compiled(&engine.engine, &self.inner.engine_key, digest)
-        {
-            self.inner
-                .child_compiles
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return Ok(CompiledPlugin {
-                file: file.to_string(),
-                component,
-                engine,
-                from_cache: false,
-            });
+        if let Some(exe) = &self.inner.compiler {
+            // With a cache, the child writes the artifact there; without one, to this runtime's
+            // scratch directory, whose artifact goes once loaded: a compile is bounded either way.
+            let (cache, digest, scratch) = match &cached {
+                Some((cache, digest)) => (Some(*cache), *digest, false),
+                None => (self.scratch(), sha256(bytes), true),
+            };
+            if let Some(cache) = cache
+                && crate::compile::in_child(exe, cache, file, bytes, &self.inner.compile_limits)?
+                && let Some(component) = cache.take_compiled(&engine.engine, &self.inner.engine_key, &digest)
+            {
+                if scratch {
+                    // Mapped (or copied) already: the file is not needed any more.
+                    cache.remove(&self.inner.engine_key, &digest);
+                }
+                self.inner
+                    .child_compiles
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Ok(CompiledPlugin {
+                    file: file.to_string(),
+                    component,
+                    engine,
+                    from_cache: false,
+                });
+            }
         }
         let component = Component::new(&engine.engine, bytes).map_err(|e| LoadError::Compile {
             file: file.to_string(),
@@ -291,6 +308,28 @@ impl Runtime {
             engine,
             from_cache: false,
         })
+    }
+
+    /// The scratch directory a child compiles to when there is no cache (made on first use).
+    fn scratch(&self) -> Option<&ArtifactCache> {
+        self.inner
+            .scratch
+            .get_or_init(|| {
+                let made = tempfile::Builder::new()
+                    .prefix("wasmop-compile-")
+                    .tempdir()
+                    .map_err(|e| e.to_string())
+                    .and_then(|dir| {
+                        let cache = ArtifactCache::open(dir.path()).map_err(|e| e.to_string())?;
+                        Ok((dir, cache))
+                    });
+                made.inspect_err(|e| {
+                    tracing::warn!(error = %e, "no scratch directory for compiling in a child process; compiling in this process, bounded by size only")
+                })
+                .ok()
+            })
+            .as_ref()
+            .map(|(_, cache)| cache)
     }
 
     /// Compiles a component to the engine's artifact format, for an on-disk cache. See [`compatibility_key`](Self::compatibility_key).
