@@ -57,9 +57,10 @@ impl Writer {
         }
     }
 
-    /// The pending state of `key`, if a pending write touched it: `Some(None)` when it deletes it.
-    pub(super) fn pending_object(&self, key: &KeyRepr) -> Option<Option<Arc<Value>>> {
-        self.overlay.get(key).map(|(_, object)| object.clone())
+    /// The pending state of `key` and its revision, if a pending write touched it (`None` inside
+    /// when it deletes it).
+    pub(super) fn pending_object(&self, key: &KeyRepr) -> Option<(u64, Option<Arc<Value>>)> {
+        self.overlay.get(key).cloned()
     }
 
     /// Queues a decided write for the next commit.

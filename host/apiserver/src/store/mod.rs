@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -515,14 +515,19 @@ impl Store {
             writer.reopened(db, revision);
         }
         let repr = KeyRepr::from(key);
-        let current = match writer.pending_object(&repr) {
-            Some(pending) => pending,
-            None => self.get(key),
+        // The object as the last write decided it, committed or not (then the revision to wait for
+        // before answering from it).
+        let (current, pending) = match writer.pending_object(&repr) {
+            Some((revision, object)) => (object, Some(revision)),
+            None => (self.get(key), None),
         };
         let revision = writer.assigned + 1;
         let mutation = f(current.clone(), revision)?;
         let (type_, object) = match mutation {
-            Mutation::Unchanged => return Ok(Outcome::Unchanged(current)),
+            Mutation::Unchanged => {
+                self.wait_durable(writer, pending)?;
+                return Ok(Outcome::Unchanged(current));
+            }
             Mutation::Put(mut obj) => {
                 set_resource_version(&mut obj, revision);
                 (
@@ -536,6 +541,7 @@ impl Store {
             }
             Mutation::Delete(mut obj) => {
                 if current.is_none() {
+                    self.wait_durable(writer, pending)?;
                     return Ok(Outcome::Unchanged(None));
                 }
                 set_resource_version(&mut obj, revision);
@@ -550,14 +556,32 @@ impl Store {
             object: object.clone(),
             previous: current,
         }));
+        self.wait_durable(writer, Some(revision))?;
+        Ok(match type_ {
+            EventType::Added => Outcome::Created(object),
+            EventType::Modified => Outcome::Updated(object),
+            EventType::Deleted => Outcome::Deleted(object),
+        })
+    }
+
+    /// Returns once the write of `revision` (if any) is durable: commits the pending writes itself
+    /// when no commit is running, else waits for the running one. The error of a failed commit
+    /// when that write was in it or decided on top of it.
+    fn wait_durable<'a>(
+        &'a self,
+        mut writer: MutexGuard<'a, Writer>,
+        revision: Option<u64>,
+    ) -> ApiResult<()> {
+        let Some(revision) = revision else {
+            return Ok(());
+        };
         let generation = writer.generation;
         loop {
             if writer.generation != generation {
-                // A commit before this write's failed; this write was decided on top of it.
                 return Err(writer.failure.clone().expect("set with the generation"));
             }
             if writer.durable >= revision {
-                break;
+                return Ok(());
             }
             if writer.committing {
                 writer = self.committed.wait(writer).expect("writer lock");
@@ -566,19 +590,11 @@ impl Store {
             writer = self.commit_pending(writer);
             self.committed.notify_all();
         }
-        Ok(match type_ {
-            EventType::Added => Outcome::Created(object),
-            EventType::Modified => Outcome::Updated(object),
-            EventType::Deleted => Outcome::Deleted(object),
-        })
     }
 
     /// Commits every pending write as one batch, with the writer lock released while the commit
     /// runs, then publishes the batch to memory (or fails it and everything queued behind it).
-    fn commit_pending<'a>(
-        &'a self,
-        mut writer: std::sync::MutexGuard<'a, Writer>,
-    ) -> std::sync::MutexGuard<'a, Writer> {
+    fn commit_pending<'a>(&'a self, mut writer: MutexGuard<'a, Writer>) -> MutexGuard<'a, Writer> {
         let batch = std::mem::take(&mut writer.pending);
         let last = batch.last().expect("this writer's own write is pending").revision;
         let db = writer.db.clone().expect("opened by this writer");
