@@ -332,7 +332,8 @@ impl Runtime {
             .map(|(_, cache)| cache)
     }
 
-    /// Compiles a component to the engine's artifact format, for an on-disk cache. See [`compatibility_key`](Self::compatibility_key).
+    /// Compiles a component to the engine's artifact format, for an on-disk cache. See
+    /// [`compatibility_key`](Self::compatibility_key).
     pub fn precompile(&self, file: &str, bytes: &[u8]) -> Result<Vec<u8>, LoadError> {
         check_header(file, bytes)?;
         crate::compile::check_size(file, bytes, &self.inner.compile_limits)?;
