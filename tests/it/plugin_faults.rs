@@ -310,10 +310,11 @@ fn compile_bomb(functions: u32, pairs: u32) -> Vec<u8> {
     component
 }
 
-/// A runtime compiling in a `wasmop compile` child with `limits`, caching into `cache`.
-fn runtime(cache: &std::path::Path, limits: CompileLimits) -> Runtime {
+/// A runtime compiling in a `wasmop compile` child with `limits`, caching into `cache` (none: the
+/// child compiles to a scratch directory).
+fn runtime(cache: Option<&std::path::Path>, limits: CompileLimits) -> Runtime {
     Runtime::new(RuntimeConfig {
-        cache_dir: Some(cache.into()),
+        cache_dir: cache.map(Into::into),
         compiler: Some(env!("CARGO_BIN_EXE_wasmop").into()),
         compile_limits: limits,
         ..RuntimeConfig::default()
@@ -347,7 +348,7 @@ async fn still_serves(plugin: &wasmop_runtime::Plugin) {
 async fn a_component_over_the_size_cap_is_refused_before_compiling() {
     let cache = tempfile::tempdir().unwrap();
     let rt = runtime(
-        cache.path(),
+        Some(cache.path()),
         CompileLimits {
             max_component_bytes: 512 << 10,
             ..CompileLimits::default()
@@ -413,7 +414,7 @@ async fn a_compile_bomb_is_killed_at_the_compile_timeout_and_not_compiled_in_pro
     let cache = tempfile::tempdir().unwrap();
     let timeout = Duration::from_secs(1);
     let rt = runtime(
-        cache.path(),
+        Some(cache.path()),
         CompileLimits {
             timeout,
             ..CompileLimits::default()
@@ -438,16 +439,13 @@ async fn a_compile_bomb_is_killed_at_the_compile_timeout_and_not_compiled_in_pro
 async fn without_a_compile_cache_compiles_still_run_in_a_child_within_the_limits() {
     // `--no-cache` (or a refused directory): the child compiles to a scratch directory.
     let timeout = Duration::from_secs(1);
-    let rt = Runtime::new(RuntimeConfig {
-        cache_dir: None,
-        compiler: Some(env!("CARGO_BIN_EXE_wasmop").into()),
-        compile_limits: CompileLimits {
+    let rt = runtime(
+        None,
+        CompileLimits {
             timeout,
             ..CompileLimits::default()
         },
-        ..RuntimeConfig::default()
-    })
-    .expect("runtime");
+    );
     let running = rt
         .load(
             wasmop_example_plugins::plugin_path("hello"),
@@ -466,7 +464,7 @@ async fn a_compile_bomb_is_stopped_at_the_compile_memory_limit() {
     let cache = tempfile::tempdir().unwrap();
     let memory = 256 << 20;
     let rt = runtime(
-        cache.path(),
+        Some(cache.path()),
         CompileLimits {
             memory_bytes: memory,
             timeout: Duration::from_secs(120),
