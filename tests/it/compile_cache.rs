@@ -213,7 +213,7 @@ fn is_root() -> bool {
 }
 
 #[test]
-fn a_host_compiles_in_a_child_process_and_falls_back_to_compiling_itself() {
+fn a_host_compiles_only_in_a_child_process_and_refuses_when_it_cannot() {
     let cache = tempfile::tempdir().unwrap();
     let runtime = |compiler: &str| {
         wasmop_runtime::Runtime::new(wasmop_runtime::RuntimeConfig {
@@ -241,21 +241,44 @@ fn a_host_compiles_in_a_child_process_and_falls_back_to_compiling_itself() {
         2,
         "the key and the artifact, no copy of the plugin left: {names:?}"
     );
-    // A compiler that fails (or is missing): compiled in-process, nothing lost.
-    for broken in ["/bin/false", "/nonexistent/wasmop"] {
+    // A component that does not compile: the child's error, as compiling here would give it.
+    let broken = tempfile::tempdir().unwrap();
+    let bad = broken.path().join("bad.wasm");
+    // The component header, then nothing a component may hold.
+    std::fs::write(&bad, b"\0asm\x0d\0\x01\0\xff\xff").unwrap();
+    let err = rt.load(&bad, limits()).unwrap_err().to_string();
+    assert!(
+        err.starts_with(&format!("{}: the component does not compile: ", bad.display())),
+        "{err}"
+    );
+    // A compiler that fails or is missing: the plugin is refused, saying so; it is not compiled
+    // in this process, where nothing would bound the compile.
+    for (compiler, says) in [
+        (
+            "/bin/false",
+            "the compiler process /bin/false failed (exit status: 1)",
+        ),
+        (
+            "/nonexistent/wasmop",
+            "cannot run the compiler process /nonexistent/wasmop: ",
+        ),
+    ] {
         let other = tempfile::tempdir().unwrap();
         let rt = wasmop_runtime::Runtime::new(wasmop_runtime::RuntimeConfig {
             cache_dir: Some(other.path().into()),
-            compiler: Some(broken.into()),
+            compiler: Some(compiler.into()),
             ..Default::default()
         })
         .unwrap();
-        rt.load(stamp(), limits()).unwrap();
-        assert_eq!(rt.child_compiles(), 0, "{broken}");
-        assert_eq!(
-            artifacts(other.path()).len(),
-            1,
-            "{broken}: compiled here and cached"
+        let err = rt.load(stamp(), limits()).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "{}: not compiled (the host compiles only in a child process, within limits): ",
+                stamp().display()
+            )) && err.contains(says),
+            "{compiler}: {err}"
         );
+        assert_eq!(rt.child_compiles(), 0, "{compiler}");
+        assert!(artifacts(other.path()).is_empty(), "{compiler}: nothing compiled");
     }
 }

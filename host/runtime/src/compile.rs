@@ -3,8 +3,9 @@
 //! checked before anything else, and for a compile in a child process (`wasmop compile`, see
 //! [`RuntimeConfig::compiler`](crate::RuntimeConfig::compiler)) a wall-clock timeout after which
 //! the child is killed and a limit on its memory (`RLIMIT_DATA`, set with `prlimit` as soon as it
-//! runs). A child stopped by either is the plugin's failure, reported with the file and the limit;
-//! the host never retries such a component in its own process.
+//! runs). A child stopped by either is the plugin's failure, reported with the file and the limit.
+//! A host with a compiler never compiles in its own process, not even when the child cannot run:
+//! the component is refused then, saying why.
 
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
@@ -63,34 +64,41 @@ pub(crate) fn check_size(file: &str, bytes: &[u8], limits: &CompileLimits) -> Re
 /// How often a compiling child is checked on.
 const POLL: Duration = Duration::from_millis(20);
 
+/// What a child that ran to its end did.
+pub(crate) enum ChildCompile {
+    /// It exited successfully: its artifact is in the cache.
+    Done,
+    /// It exited with an error. If it compiled before failing (loading the plugin, after writing
+    /// its artifact), the artifact is in the cache and loading it here reports the failure again;
+    /// otherwise this is why the component does not compile.
+    Failed(LoadError),
+}
+
 /// Runs `exe compile -o CACHE` on a private copy of `bytes` (the file may have changed since it was
-/// read), within `limits`. `Ok(true)`: the artifact is in the cache. `Ok(false)`: the child could
-/// not run or reported an ordinary error (logged); the caller compiles in-process, which reports a
-/// broken plugin's error as usual. `Err`: the child hit a limit (killed at the timeout, or died of
-/// a signal, as when it runs out of its memory limit): the component is refused.
+/// read), within `limits`. `Err`: the child could not be run, or hit a limit (killed at the
+/// timeout, or died of a signal, as when it runs out of its memory limit): the component is
+/// refused. The host never compiles in its own process instead: nothing would bound that.
 pub(crate) fn in_child(
     exe: &Path,
     cache: &ArtifactCache,
     file: &str,
     bytes: &[u8],
     limits: &CompileLimits,
-) -> Result<bool, LoadError> {
-    let copy = match crate::cache::temp_name(&cache.dir().join("plugin.wasm")) {
-        Ok(copy) => copy,
-        Err(e) => {
-            tracing::warn!(%file, error = %e, "cannot compile in a child process; compiling here");
-            return Ok(false);
-        }
+) -> Result<ChildCompile, LoadError> {
+    let cannot_run = |what: String| LoadError::Compiler {
+        file: file.to_string(),
+        reason: what,
     };
+    let copy = crate::cache::temp_name(&cache.dir().join("plugin.wasm")).map_err(|e| {
+        cannot_run(format!(
+            "no private copy of it can be made for the compiler process in {}: {e}",
+            cache.dir().display()
+        ))
+    })?;
     let outcome = write_copy(&copy, bytes).and_then(|()| run(exe, cache.dir(), &copy, limits));
     let _ = std::fs::remove_file(&copy);
-    let (status, stderr, killed_at_timeout) = match outcome {
-        Ok(out) => out,
-        Err(e) => {
-            tracing::warn!(%file, exe = %exe.display(), error = %e, "cannot compile in a child process; compiling here");
-            return Ok(false);
-        }
-    };
+    let (status, stderr, killed_at_timeout) =
+        outcome.map_err(|e| cannot_run(format!("cannot run the compiler process {}: {e}", exe.display())))?;
     // The child names the private copy; the user knows the plugin by its file.
     let stderr = stderr.replace(&copy.display().to_string(), file);
     let stderr = stderr.trim();
@@ -104,7 +112,7 @@ pub(crate) fn in_child(
         });
     }
     if status.success() {
-        return Ok(true);
+        return Ok(ChildCompile::Done);
     }
     if let Some(signal) = std::os::unix::process::ExitStatusExt::signal(&status) {
         let memory = stderr.contains("memory allocation of") || stderr.contains("out of memory");
@@ -136,8 +144,36 @@ pub(crate) fn in_child(
             ),
         });
     }
-    tracing::warn!(%file, %status, %stderr, "compiling in a child process failed; compiling here");
-    Ok(false)
+    Ok(ChildCompile::Failed(child_error(exe, file, status, stderr)))
+}
+
+/// The error a child that exited unsuccessfully reported: `wasmop compile` prints each plugin's
+/// load error on a line of its own, `error: FILE: ...`. A compile error stays one (the same message
+/// as compiling here would give); anything else is the compiler process's failure.
+fn child_error(exe: &Path, file: &str, status: ExitStatus, stderr: &str) -> LoadError {
+    let reported = stderr
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("error: "))
+        .map(str::trim);
+    let compile = format!("{file}: the component does not compile: ");
+    match reported {
+        Some(line) if line.starts_with(&compile) => LoadError::Compile {
+            file: file.to_string(),
+            reason: line[compile.len()..].to_string(),
+        },
+        Some(line) => LoadError::Compiler {
+            file: file.to_string(),
+            reason: format!("the compiler process {} failed: {line}", exe.display()),
+        },
+        None => LoadError::Compiler {
+            file: file.to_string(),
+            reason: format!(
+                "the compiler process {} failed ({status}){}",
+                exe.display(),
+                last_line(stderr)
+            ),
+        },
+    }
 }
 
 fn write_copy(copy: &Path, bytes: &[u8]) -> std::io::Result<()> {

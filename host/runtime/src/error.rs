@@ -33,6 +33,11 @@ pub enum LoadError {
     /// refused, never compiled in the host's own process instead.
     #[error("{file}: compiling was stopped and the component refused: {limit}")]
     CompileLimit { file: String, limit: String },
+    /// The child process that compiles could not run, or failed for a reason other than the
+    /// component: the component is refused, not compiled in the host's own process, where
+    /// nothing would bound the time and memory it takes.
+    #[error("{file}: not compiled (the host compiles only in a child process, within limits): {reason}")]
+    Compiler { file: String, reason: String },
     #[error("{file}: not a wasmop:reconciler@0.2.0 or @0.1.0 plugin (wrong world): {reason}")]
     WrongWorld { file: String, reason: String },
     #[error("{file}: calling the plugin's metadata() failed: {failure}")]
@@ -61,6 +66,7 @@ impl LoadError {
             | LoadError::Compile { file, .. }
             | LoadError::TooLarge { file, .. }
             | LoadError::CompileLimit { file, .. }
+            | LoadError::Compiler { file, .. }
             | LoadError::WrongWorld { file, .. }
             | LoadError::Metadata { file, .. }
             | LoadError::InvalidMetadata { file, .. }

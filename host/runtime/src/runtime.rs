@@ -10,7 +10,7 @@ use wasmtime::component::Component;
 
 use crate::bindings::{v0_1, v0_2};
 use crate::cache::{ArtifactCache, CacheStats, Digest, Lookup, sha256};
-use crate::compile::CompileLimits;
+use crate::compile::{ChildCompile, CompileLimits};
 use crate::error::{CacheError, LoadError, RuntimeError};
 use crate::plugin::{Outcome, Plugin, PluginLimits, World, bounded, classify};
 use crate::pool::{Footprint, PluginEngine, Ticker};
@@ -38,8 +38,9 @@ pub struct RuntimeConfig {
     /// whose artifact is removed once loaded) within [`compile_limits`](Self::compile_limits), and
     /// loaded from the artifact it writes, so the memory compiling takes (well over 100 MB, which
     /// the allocator keeps once freed) goes back to the system when the child exits. A child
-    /// stopped at a limit: the component is refused. `None`, or a child that cannot run or reports
-    /// an ordinary error: compiled in this process, bounded by size only.
+    /// stopped at a limit, or one that cannot run: the component is refused, never compiled in
+    /// this process instead. `None` (a library user, the tests): compiled in this process,
+    /// bounded by size only.
     pub compiler: Option<PathBuf>,
     /// How much compiling one plugin may take: the size of its file, and the time and memory of a
     /// compile in a child process.
@@ -79,8 +80,8 @@ struct RuntimeInner {
     compiler: Option<PathBuf>,
     compile_limits: CompileLimits,
     /// Without a cache, where a child process compiles to: a private directory of this runtime's
-    /// own, made on first use, removed with the runtime; `None` inside if it could not be made.
-    scratch: std::sync::OnceLock<Option<(tempfile::TempDir, ArtifactCache)>>,
+    /// own, made on first use, removed with the runtime; or why it could not be made.
+    scratch: std::sync::OnceLock<Result<(tempfile::TempDir, ArtifactCache), String>>,
     /// Plugins compiled by a child process so far.
     child_compiles: std::sync::atomic::AtomicU64,
 }
@@ -264,30 +265,7 @@ impl Runtime {
             });
         }
         if let Some(exe) = &self.inner.compiler {
-            // With a cache, the child writes the artifact there; without one, to this runtime's
-            // scratch directory, whose artifact goes once loaded: a compile is bounded either way.
-            let (cache, digest, scratch) = match &cached {
-                Some((cache, digest)) => (Some(*cache), *digest, false),
-                None => (self.scratch(), sha256(bytes), true),
-            };
-            if let Some(cache) = cache
-                && crate::compile::in_child(exe, cache, file, bytes, &self.inner.compile_limits)?
-                && let Some(component) = cache.take_compiled(&engine.engine, &self.inner.engine_key, &digest)
-            {
-                if scratch {
-                    // Mapped (or copied) already: the file is not needed any more.
-                    cache.remove(&self.inner.engine_key, &digest);
-                }
-                self.inner
-                    .child_compiles
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                return Ok(CompiledPlugin {
-                    file: file.to_string(),
-                    component,
-                    engine,
-                    from_cache: false,
-                });
-            }
+            return self.compile_in_child(exe, engine, file, bytes, cached);
         }
         let component = Component::new(&engine.engine, bytes).map_err(|e| LoadError::Compile {
             file: file.to_string(),
@@ -310,26 +288,73 @@ impl Runtime {
         })
     }
 
+    /// Compiles in a child process (see [`RuntimeConfig::compiler`]) and loads its artifact. With
+    /// a cache, the child writes the artifact there; without one, to this runtime's scratch
+    /// directory, whose artifact goes once loaded: a compile is bounded either way.
+    fn compile_in_child(
+        &self,
+        exe: &Path,
+        engine: Arc<PluginEngine>,
+        file: &str,
+        bytes: &[u8],
+        cached: Option<(&ArtifactCache, Digest)>,
+    ) -> Result<CompiledPlugin, LoadError> {
+        let (cache, digest, scratch) = match cached {
+            Some((cache, digest)) => (cache, digest, false),
+            None => {
+                let cache = self.scratch().map_err(|e| LoadError::Compiler {
+                    file: file.to_string(),
+                    reason: format!(
+                        "no scratch directory for the compiler process (there is no compile cache): {e}"
+                    ),
+                })?;
+                (cache, sha256(bytes), true)
+            }
+        };
+        let failed = match crate::compile::in_child(exe, cache, file, bytes, &self.inner.compile_limits)? {
+            ChildCompile::Done => None,
+            ChildCompile::Failed(e) => Some(e),
+        };
+        let Some(component) = cache.take_compiled(&engine.engine, &self.inner.engine_key, &digest) else {
+            return Err(failed.unwrap_or_else(|| LoadError::Compiler {
+                file: file.to_string(),
+                reason: format!(
+                    "the compiler process {} left no usable artifact in {} (see the log)",
+                    exe.display(),
+                    cache.dir().display()
+                ),
+            }));
+        };
+        if scratch {
+            // Mapped (or copied) already: the file is not needed any more.
+            cache.remove(&self.inner.engine_key, &digest);
+        }
+        self.inner
+            .child_compiles
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(CompiledPlugin {
+            file: file.to_string(),
+            component,
+            engine,
+            from_cache: false,
+        })
+    }
+
     /// The scratch directory a child compiles to when there is no cache (made on first use).
-    fn scratch(&self) -> Option<&ArtifactCache> {
+    fn scratch(&self) -> Result<&ArtifactCache, &str> {
         self.inner
             .scratch
             .get_or_init(|| {
-                let made = tempfile::Builder::new()
+                let dir = tempfile::Builder::new()
                     .prefix("wasmop-compile-")
                     .tempdir()
-                    .map_err(|e| e.to_string())
-                    .and_then(|dir| {
-                        let cache = ArtifactCache::open(dir.path()).map_err(|e| e.to_string())?;
-                        Ok((dir, cache))
-                    });
-                made.inspect_err(|e| {
-                    tracing::warn!(error = %e, "no scratch directory for compiling in a child process; compiling in this process, bounded by size only")
-                })
-                .ok()
+                    .map_err(|e| format!("cannot make one in {}: {e}", std::env::temp_dir().display()))?;
+                let cache = ArtifactCache::open(dir.path()).map_err(|e| e.to_string())?;
+                Ok((dir, cache))
             })
             .as_ref()
             .map(|(_, cache)| cache)
+            .map_err(String::as_str)
     }
 
     /// Compiles a component to the engine's artifact format, for an on-disk cache. See

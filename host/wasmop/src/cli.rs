@@ -136,8 +136,13 @@ pub struct CacheArgs {
 impl CacheArgs {
     /// These settings, compiling in a child process of this very executable.
     pub fn compiling_in_child(&self) -> CacheArgs {
+        let compiler = std::env::current_exe()
+            .inspect_err(|e| {
+                tracing::warn!(error = %e, "cannot find this executable to compile plugins with: compiling in this process, bounded by size only")
+            })
+            .ok();
         CacheArgs {
-            compiler: std::env::current_exe().ok(),
+            compiler,
             ..self.clone()
         }
     }
