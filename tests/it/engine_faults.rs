@@ -17,6 +17,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
 
+use crate::latency::{Probe, SAMPLES, compare, ms, within_target};
 use crate::support::{TestServer, eventually};
 use harness::*;
 
@@ -157,7 +158,7 @@ async fn api_server_away_10s_then_60s_changes_meanwhile_are_reconciled_within_30
 /// The store forgets its watch history and ends every open watch: the host re-watches from
 /// revisions that are gone, gets 410 Gone, and must relist each kind once and miss nothing that
 /// changed meanwhile (updates, creations, deletions, copies deleted by hand).
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn expired_watch_history_relists_each_kind_once_and_misses_no_change() {
     // No bookmarks during the test: every watch's last revision stays older than the compaction.
     let t = TestServer::start_with(|c| c.bookmark_interval = Duration::from_secs(3600)).await;
@@ -175,8 +176,11 @@ async fn expired_watch_history_relists_each_kind_once_and_misses_no_change() {
     }
     c.deploy("web").await;
     converge(&client, &expected, 60).await;
-    let mut probe = Probe::start(&client).await;
-    let baseline = probe.measure(SAMPLES).await;
+    let mut probe = Probe::start(&t, PROBE_NS);
+    // The baseline: pdb-guard's latency while the same burst of changes as under the fault (on
+    // other sources) is reconciled, so that the comparison is of the fault alone.
+    let ((), baseline) = tokio::join!(burst(&client, &mut expected, 40, "-base"), probe.measure(SAMPLES));
+    converge(&client, &expected, 60).await;
     let before = by_kind(&host.metrics().await, "wasmop_watch_relists_total");
     assert!(
         before.len() >= 4,
@@ -193,31 +197,8 @@ async fn expired_watch_history_relists_each_kind_once_and_misses_no_change() {
     core.store.compact();
     core.faults.close_watches();
     let fault = Instant::now();
-
-    let changes = async {
-        let mut c = Changes {
-            client: &client,
-            expected: &mut expected,
-        };
-        for i in 0..20 {
-            c.set(&format!("s{i}"), "1").await;
-        }
-        for i in 20..30 {
-            c.delete(&format!("s{i}")).await;
-        }
-        for i in 0..10 {
-            c.create(&format!("new{i}"), "1").await;
-        }
-        c.deploy("web2").await;
-        let copies: Api<ConfigMap> = Api::namespaced(client.clone(), TARGETS[0]);
-        for i in 30..40 {
-            copies
-                .delete(&format!("s{i}"), &DeleteParams::default())
-                .await
-                .expect("a copy deleted by hand");
-        }
-    };
-    let ((), during) = tokio::join!(changes, probe.measure(SAMPLES));
+    // Meanwhile 20 updates, 10 deletions, 10 new sources, a Deployment, 10 copies deleted by hand.
+    let ((), during) = tokio::join!(burst(&client, &mut expected, 0, "-410"), probe.measure(SAMPLES));
     converge(&client, &expected, 60).await;
     eprintln!("410: converged {} after the history expired", ms(fault.elapsed()));
     eventually(30, "every kind to relist", || {
@@ -255,13 +236,36 @@ async fn expired_watch_history_relists_each_kind_once_and_misses_no_change() {
     t.server.shutdown().await;
 }
 
+/// A burst of changes to the sources from `first` on: 20 updates, 10 deletions, 10 new sources
+/// (named with `suffix`), a Deployment, and 10 copies deleted by hand.
+async fn burst(client: &kube::Client, expected: &mut Expected, first: usize, suffix: &str) {
+    let mut c = Changes { client, expected };
+    for i in first..first + 20 {
+        c.set(&format!("s{i}"), "1").await;
+    }
+    for i in first + 20..first + 30 {
+        c.delete(&format!("s{i}")).await;
+    }
+    for i in 0..10 {
+        c.create(&format!("new{i}{suffix}"), "1").await;
+    }
+    c.deploy(&format!("web{suffix}")).await;
+    let copies: Api<ConfigMap> = Api::namespaced(client.clone(), TARGETS[0]);
+    for i in first + 30..first + 40 {
+        copies
+            .delete(&format!("s{i}"), &DeleteParams::default())
+            .await
+            .expect("a copy deleted by hand");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Host killed mid-burst
 
 /// The host SIGKILLed while it works through 500 new sources, restarted; then again while it
 /// works through their deletion: it converges, with exactly the copies wanted and, at the end, no
 /// finalizer left and no copy.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn host_sigkilled_in_a_burst_of_500_reconciles_converges_without_duplicates_or_leftover_finalizers() {
     const N: usize = 500;
     let t = TestServer::start().await;
@@ -270,24 +274,24 @@ async fn host_sigkilled_in_a_burst_of_500_reconciles_converges_without_duplicate
     let plugins = plugins();
     let kubeconfig = t.server.kubeconfig_path().to_path_buf();
     let mut host = HostChild::start(&kubeconfig, plugins.path()).await;
-    let mut probe = Probe::start(&client).await;
-    let baseline = probe.measure(SAMPLES).await;
+    let mut probe = Probe::start(&t, PROBE_NS);
+    let mut expected = Expected::default();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+
+    // The baseline: pdb-guard's latency while the host works through the same burst without a
+    // crash (500 other sources, then deleted), so that the comparison is of the crash alone.
+    let base: Vec<String> = (0..N).map(|i| format!("a{i:03}")).collect();
+    let ((), baseline) = tokio::join!(create_sources(&cms, &base), probe.measure(SAMPLES));
+    expected.sources = base.iter().map(|n| (n.clone(), "0".to_string())).collect();
+    converge(&client, &expected, 120).await;
+    delete_sources(&cms, &base).await;
+    expected.deleted = std::mem::take(&mut expected.sources).into_keys().collect();
+    converge(&client, &expected, 120).await;
     probe.clear().await;
 
     // The burst: 500 sources, 1000 copies to make.
-    let mut expected = Expected::default();
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let names: Vec<String> = (0..N).map(|i| format!("b{i:03}")).collect();
-    futures::stream::iter(&names)
-        .for_each_concurrent(16, |name| {
-            let cms = cms.clone();
-            async move {
-                cms.create(&PostParams::default(), &source(name, "0"))
-                    .await
-                    .expect("a source");
-            }
-        })
-        .await;
+    create_sources(&cms, &names).await;
     expected.sources = names.iter().map(|n| (n.clone(), "0".to_string())).collect();
     let at_kill = eventually(60, "the burst under way", || async {
         let n = copies(&client).await;
@@ -314,17 +318,10 @@ async fn host_sigkilled_in_a_burst_of_500_reconciles_converges_without_duplicate
     );
 
     // Their deletion, and a kill in the middle of it.
-    futures::stream::iter(&names)
-        .for_each_concurrent(16, |name| {
-            let cms = cms.clone();
-            async move {
-                cms.delete(name, &DeleteParams::default())
-                    .await
-                    .expect("a deletion");
-            }
-        })
-        .await;
-    expected.deleted = std::mem::take(&mut expected.sources).into_keys().collect();
+    delete_sources(&cms, &names).await;
+    expected
+        .deleted
+        .extend(std::mem::take(&mut expected.sources).into_keys());
     let left_at_kill = eventually(60, "the deletions under way", || async {
         let n = copies(&client).await;
         (n <= 2 * N * 3 / 5).then_some(n)
@@ -347,4 +344,26 @@ async fn host_sigkilled_in_a_burst_of_500_reconciles_converges_without_duplicate
     );
     host.kill();
     t.server.shutdown().await;
+}
+
+/// Creates sources with value "0", 16 at a time.
+async fn create_sources(cms: &Api<ConfigMap>, names: &[String]) {
+    futures::stream::iter(names)
+        .for_each_concurrent(16, |name| async move {
+            cms.create(&PostParams::default(), &source(name, "0"))
+                .await
+                .expect("a source");
+        })
+        .await;
+}
+
+/// Deletes sources, 16 at a time.
+async fn delete_sources(cms: &Api<ConfigMap>, names: &[String]) {
+    futures::stream::iter(names)
+        .for_each_concurrent(16, |name| async move {
+            cms.delete(name, &DeleteParams::default())
+                .await
+                .expect("a deletion");
+        })
+        .await;
 }

@@ -15,6 +15,7 @@ use wasmop_apiserver::FaultSettings;
 use wasmop_apiserver::faults::Seen;
 use wasmop_engine::{PluginSettings, PluginState};
 
+use crate::latency::{Probe, SAMPLES, compare, ms, within_target};
 use crate::support::{Host, apply_yaml, databases, eventually, host_args, status_get, try_apply_yaml};
 
 /// How long the faults last: the row's 30 s with `WASMOP_LONG_FAULTS=1`, 8 s otherwise (CI).
@@ -132,9 +133,9 @@ async fn host_alive(h: &Host, plugins: &[&str]) {
     }
 }
 
-/// Row "50 % of writes answered 429 with Retry-After for 30 s": Retry-After honoured, the write
-/// rate never above the limit, converges after.
-#[tokio::test]
+/// Row "50 % of writes answered 429 with Retry-After for 30 s": Retry-After honoured (a 429 pauses
+/// the writes of its resource), the write rate never above the limit, converges after.
+#[tokio::test(flavor = "multi_thread")]
 async fn half_of_writes_throttled_with_retry_after_are_paced_and_converge() {
     const QPS: f64 = 5.0;
     const BURST: u32 = 5;
@@ -205,13 +206,22 @@ async fn half_of_writes_throttled_with_retry_after_are_paced_and_converge() {
     let writes = host_writes(&journal, &["poddisruptionbudgets", "events"]);
     let throttled: Vec<&&Seen> = writes.iter().filter(|s| s.injected == Some(429)).collect();
     assert!(!throttled.is_empty(), "some of the host's writes were throttled");
-    // Retry-After honoured: after a 429 the host sends no write at all for Retry-After (writes
-    // already on their way when the 429 was answered excepted: 100 ms), and never the same one.
+    // Retry-After honoured: after a 429 the host sends no write of that resource for Retry-After
+    // (writes already on their way when the 429 was answered excepted: 100 ms), and never the
+    // same one.
     let pause = Duration::from_secs(RETRY_AFTER);
+    let resource = |s: &Seen| {
+        ["poddisruptionbudgets", "events"]
+            .into_iter()
+            .find(|r| s.path.contains(&format!("/{r}")))
+    };
     let mut early = Vec::new();
     let mut min_same_retry = Duration::MAX;
     for t in &throttled {
-        for w in writes.iter().filter(|w| w.at > t.at) {
+        for w in writes
+            .iter()
+            .filter(|w| w.at > t.at && resource(w) == resource(t))
+        {
             let gap = w.at - t.at;
             if w.path == t.path && w.verb == t.verb && t.verb != "create" {
                 min_same_retry = min_same_retry.min(gap);
@@ -307,7 +317,7 @@ async fn round(client: &kube::Client, i: usize) -> Duration {
 
 /// Row "500s and 200 ms latency on 30 % of requests": the example plugins converge, and their
 /// retries and backoff show in the host's metrics.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn errors_and_latency_on_30_percent_of_requests_converge_with_backoff_in_metrics() {
     let window = fault_window();
     let h = Host::start().await;
@@ -457,5 +467,129 @@ async fn errors_and_latency_on_30_percent_of_requests_converge_with_backoff_in_m
         p99(faulted.clone()),
         faulted.len()
     );
+    h.stop().await;
+}
+
+/// Rows "429" and "500s and 200 ms latency", the other plugins' latency: while the API server
+/// fails and slows 30 % of the requests on one resource (ConfigMaps, configmap-replicator's: 500s,
+/// 200 ms), then while it throttles half of the writes of it (429 with Retry-After),
+/// pdb-guard (Deployments, PodDisruptionBudgets, Events) keeps its latency: p99 within 1.5x of the
+/// baseline, measured with the same work for the replicator and no faults. A fault on every
+/// request (the rows above) reaches every plugin's own requests, so no plugin can keep its
+/// latency there.
+#[tokio::test(flavor = "multi_thread")]
+async fn another_plugin_keeps_its_latency_while_one_resource_is_throttled_or_failing() {
+    let h = Host::start().await;
+    let client = h.t.client.clone();
+    apply_yaml(
+        &client,
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: copies}\n",
+    )
+    .await;
+    for p in ["pdb-guard", "configmap-replicator"] {
+        h.plugin(p, PluginSettings::default()).await;
+    }
+    let mut probe = Probe::start(&h.t, "default");
+    let mut sources = 0;
+    let mut phase = async |what: &str, faults: FaultSettings| {
+        h.t.server.faults().set(faults);
+        // Work for the replicator meanwhile: a ConfigMap to copy every 50 ms.
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let churn = async {
+            let mut made = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let yaml = format!(
+                    "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {what}{made}, namespace: default, annotations: {{wasmop.io/replicate-to: copies}}}}\ndata: {{v: '1'}}\n"
+                );
+                retrying("a source", || try_apply_yaml(&client, &yaml)).await;
+                made += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            made
+        };
+        // At least 3 s of samples: the replicator meets the faults (its 429 pauses it for 2 s).
+        let measure = async {
+            let started = Instant::now();
+            let mut samples = probe.measure(SAMPLES).await;
+            while started.elapsed() < Duration::from_secs(3) {
+                samples.extend(probe.measure(10).await);
+            }
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            samples
+        };
+        let (made, samples) = tokio::join!(churn, measure);
+        sources += made;
+        samples
+    };
+    let baseline = phase("base", FaultSettings::default()).await;
+    let failing = phase(
+        "failing",
+        FaultSettings {
+            internal_errors: 0.3,
+            slow_requests: 0.3,
+            slow_latency: Duration::from_millis(200),
+            resources: vec!["configmaps".into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    let throttled = phase(
+        "throttled",
+        FaultSettings {
+            too_many_requests: 0.5,
+            retry_after_seconds: 2,
+            writes_only: true,
+            resources: vec!["configmaps".into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    h.t.server.faults().set(FaultSettings::default());
+
+    // The faults did reach the replicator, and nothing was lost: every source has its copy.
+    let text = status_get(h.host.status_addr(), "/metrics").await;
+    let replicator = "plugin=\"configmap-replicator\"";
+    let throttled_writes = metric(&text, "wasmop_api_writes_total", &[replicator, "code=\"429\""]);
+    let failed_writes = metric(&text, "wasmop_api_writes_total", &[replicator, "code=\"500\""]);
+    assert!(
+        throttled_writes > 0.0,
+        "some of the replicator's writes were throttled"
+    );
+    assert!(failed_writes > 0.0, "some of the replicator's writes failed");
+    let copies: Api<ConfigMap> = Api::namespaced(client.clone(), "copies");
+    eventually(60, "a copy of every source", || async {
+        let n = copies.list(&ListParams::default()).await.ok()?.items.len();
+        (n == sources).then_some(())
+    })
+    .await;
+    one_budget_per_deployment(
+        &client,
+        [&baseline, &failing, &throttled].map(|s| s.len()).iter().sum(),
+    )
+    .await;
+    host_alive(&h, &["pdb-guard", "configmap-replicator"]).await;
+    let waits = [replicator, "reason=\"retry_after\""];
+    assert!(metric(&text, "wasmop_retry_delay_seconds_count", &waits) > 0.0);
+    let waits = ["plugin=\"pdb-guard\""];
+    assert_eq!(
+        metric(&text, "wasmop_retry_delay_seconds_count", &waits),
+        0.0,
+        "pdb-guard never waited for a retry"
+    );
+    println!(
+        "{sources} sources copied; the replicator's writes: {throttled_writes} answered 429, {failed_writes} answered 500"
+    );
+    for (what, fault) in [
+        ("429 on ConfigMaps", throttled),
+        ("500/latency on ConfigMaps", failing),
+    ] {
+        let (b, f) = compare(what, &baseline, &fault);
+        assert!(
+            within_target(b, f),
+            "{what}: pdb-guard p99 {} under the fault, {} baseline",
+            ms(f),
+            ms(b)
+        );
+    }
     h.stop().await;
 }

@@ -1,6 +1,7 @@
 //! Integration tests: real clients (kube-rs, kubectl) and real compiled plugins against the embedded
 //! API server over HTTP(S). One binary, one module per topic; `support` starts servers and hosts.
 
+mod latency;
 mod support;
 
 mod apiserver_cel;

@@ -1,5 +1,5 @@
 //! Fault injection for tests: answer a share of requests (or of writes alone) with 429 + Retry-After
-//! or 500, add latency (to every request, a share of them, or discovery alone), record requests, refuse chosen verbs on chosen resources with 403 as an
+//! or 500 (of every resource or chosen ones), add latency (to every request, a share of them, or discovery alone), record requests, refuse chosen verbs on chosen resources with 403 as an
 //! RBAC-enforcing kube-apiserver would, and end every open watch — switchable at run time, off unless the server was started with it, so
 //! engine tests can exercise backoff, Retry-After handling and relists against the real server.
 
@@ -31,6 +31,10 @@ pub struct FaultSettings {
     /// When set, `too_many_requests`, `internal_errors` and `slow_requests` apply to writes alone
     /// (create, update, patch, delete); reads and watches pass untouched.
     pub writes_only: bool,
+    /// When not empty, `too_many_requests`, `internal_errors` and `slow_requests` apply only to
+    /// requests on these resources (plural, as `configmaps`), as a server throttling or failing one
+    /// resource (an APF flow schema matching it, a failing webhook) does.
+    pub resources: Vec<String>,
     /// When set, every API request is recorded (see [`Faults::journal`]), so a test can check a
     /// client's pacing from the server's side.
     pub record: bool,
@@ -178,7 +182,11 @@ impl Faults {
         let write = attrs
             .as_ref()
             .is_some_and(|a| matches!(a.verb, "create" | "update" | "patch" | "delete"));
-        let shares_apply = write || !s.writes_only;
+        let on_resource = s.resources.is_empty()
+            || attrs
+                .as_ref()
+                .is_some_and(|a| s.resources.iter().any(|r| r == a.resource));
+        let shares_apply = (write || !s.writes_only) && on_resource;
         let mut latency = if is_discovery(path) {
             s.latency + s.discovery_latency
         } else {

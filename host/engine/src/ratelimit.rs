@@ -1,7 +1,13 @@
 //! The global write rate limit: a token bucket shared by every plugin (QPS and burst configurable), so
-//! the host as a whole never floods the API server, plus a server-imposed pause when the API server
-//! answers 429 with Retry-After.
+//! the host as a whole never floods the API server, plus a server-imposed pause of one resource's
+//! writes when the API server answers a write of it 429 with Retry-After.
+//!
+//! A 429 pauses the writes of its resource (group and plural), every plugin's, not the whole host:
+//! kube-apiserver's priority and fairness can classify requests by resource, so a 429 on one says
+//! nothing of the others, and pausing them all would let one throttled resource stall every other
+//! plugin. When the whole host's flow is throttled, each resource meets its own 429 and pauses.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio::sync::Mutex;
@@ -28,8 +34,8 @@ impl Default for RateLimitConfig {
 struct Bucket {
     tokens: f64,
     updated: Instant,
-    /// No writes before this instant (the API server said Retry-After).
-    paused_until: Option<Instant>,
+    /// No writes of a resource before its instant (the API server said Retry-After).
+    paused: HashMap<String, Instant>,
 }
 
 /// A token bucket on tokio's clock.
@@ -50,50 +56,41 @@ impl TokenBucket {
             bucket: Mutex::new(Bucket {
                 tokens: f64::from(config.burst),
                 updated: Instant::now(),
-                paused_until: None,
+                paused: HashMap::new(),
             }),
         }
     }
 
-    /// Waits for one write token.
-    pub async fn acquire(&self) {
+    /// Waits until writes of `resource` are not paused, then for one write token.
+    pub async fn acquire(&self, resource: &str) {
         loop {
             let wait = {
                 let mut b = self.bucket.lock().await;
                 let now = Instant::now();
-                if let Some(until) = b.paused_until {
-                    if until > now {
-                        Some(until - now)
-                    } else {
-                        b.paused_until = None;
-                        continue;
-                    }
+                b.paused.retain(|_, until| *until > now);
+                if let Some(until) = b.paused.get(resource) {
+                    *until - now
                 } else {
                     let elapsed = now.duration_since(b.updated).as_secs_f64();
                     b.tokens = (b.tokens + elapsed * self.config.qps).min(f64::from(self.config.burst));
                     b.updated = now;
                     if b.tokens >= 1.0 {
                         b.tokens -= 1.0;
-                        None
-                    } else {
-                        Some(Duration::from_secs_f64((1.0 - b.tokens) / self.config.qps))
+                        return;
                     }
+                    Duration::from_secs_f64((1.0 - b.tokens) / self.config.qps)
                 }
             };
-            match wait {
-                None => return,
-                Some(d) => tokio::time::sleep(d).await,
-            }
+            tokio::time::sleep(wait).await;
         }
     }
 
-    /// Holds every write for `delay` (a 429's Retry-After).
-    pub async fn pause_for(&self, delay: Duration) {
+    /// Holds every write of `resource` for `delay` (a 429's Retry-After).
+    pub async fn pause_for(&self, resource: &str, delay: Duration) {
         let mut b = self.bucket.lock().await;
         let until = Instant::now() + delay;
-        if b.paused_until.is_none_or(|p| p < until) {
-            b.paused_until = Some(until);
-        }
+        let paused = b.paused.entry(resource.to_string()).or_insert(until);
+        *paused = (*paused).max(until);
     }
 }
 
@@ -106,11 +103,11 @@ mod tests {
         let bucket = TokenBucket::new(RateLimitConfig { qps: 10.0, burst: 5 });
         let start = Instant::now();
         for _ in 0..5 {
-            bucket.acquire().await;
+            bucket.acquire("configmaps").await;
         }
         assert_eq!(start.elapsed(), Duration::ZERO, "the burst is immediate");
         for _ in 0..10 {
-            bucket.acquire().await;
+            bucket.acquire("configmaps").await;
         }
         let elapsed = start.elapsed().as_secs_f64();
         assert!(
@@ -138,12 +135,12 @@ mod tests {
             let (bucket, taken, pauses) = (bucket.clone(), taken.clone(), pauses.clone());
             writers.push(tokio::spawn(async move {
                 for i in 0..15u32 {
-                    bucket.acquire().await;
+                    bucket.acquire("configmaps").await;
                     let now = Instant::now();
                     taken.lock().unwrap().push(now);
                     // Every 7th write of writer 0 and 3 is "answered 429, Retry-After: 2".
                     if (w == 0 || w == 3) && i % 7 == 6 {
-                        bucket.pause_for(Duration::from_secs(2)).await;
+                        bucket.pause_for("configmaps", Duration::from_secs(2)).await;
                         pauses.lock().unwrap().push(now);
                     }
                 }
@@ -182,20 +179,27 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn retry_after_pauses_every_writer() {
+    async fn retry_after_pauses_the_writes_of_its_resource_only() {
         let bucket = TokenBucket::new(RateLimitConfig {
             qps: 1000.0,
             burst: 10,
         });
-        bucket.pause_for(Duration::from_secs(3)).await;
+        bucket.pause_for("configmaps", Duration::from_secs(3)).await;
         let start = Instant::now();
-        bucket.acquire().await;
+        bucket.acquire("policy/poddisruptionbudgets").await;
+        assert_eq!(start.elapsed(), Duration::ZERO, "another resource writes on");
+        bucket.acquire("configmaps").await;
         assert_eq!(start.elapsed(), Duration::from_secs(3));
-        bucket.acquire().await;
+        bucket.acquire("configmaps").await;
         assert_eq!(
             start.elapsed(),
             Duration::from_secs(3),
             "after the pause writes flow again"
         );
+        // A shorter Retry-After does not shorten a pause under way.
+        bucket.pause_for("configmaps", Duration::from_secs(2)).await;
+        bucket.pause_for("configmaps", Duration::from_secs(1)).await;
+        bucket.acquire("configmaps").await;
+        assert_eq!(start.elapsed(), Duration::from_secs(5));
     }
 }

@@ -107,6 +107,21 @@ impl Write {
         }
     }
 
+    /// The resource written (`group/plural`, `/plural` for the core group): what a 429 pauses.
+    pub fn resource(&self) -> String {
+        match self {
+            Write::Apply { target, .. }
+            | Write::Delete { target }
+            | Write::Patch { target, .. }
+            | Write::Status { target, .. }
+            | Write::AddFinalizer { target, .. }
+            | Write::RemoveFinalizer { target, .. } => {
+                format!("{}/{}", target.resource.group, target.resource.plural)
+            }
+            Write::Event { .. } => "events.k8s.io/events".to_string(),
+        }
+    }
+
     /// What the write does, for logs and messages.
     pub fn describe(&self) -> String {
         match self {
@@ -397,11 +412,12 @@ const REPORTER: &str = "wasmop";
 
 impl KubeWriter {
     /// One attempt: a token of the global bucket, the write, its count; a 429 pauses every
-    /// plugin's writes for its Retry-After.
+    /// plugin's writes of the resource for its Retry-After.
     async fn attempt(&self, write: &Write) -> Result<(), WriteError> {
         self.not_leading(write)?;
         let waiting = tokio::time::Instant::now();
-        self.limiter.acquire().await;
+        let resource = write.resource();
+        self.limiter.acquire(&resource).await;
         self.metrics
             .limiter_wait
             .get_or_create(&metrics::plugin(&self.plugin))
@@ -431,9 +447,12 @@ impl KubeWriter {
         if let Err(kube::Error::Api(s)) = &result
             && s.code == 429
         {
-            // Every plugin's writes wait: the API server is overloaded, not this object.
+            // Every plugin's writes of the resource wait: the API server throttles them, not
+            // this object.
             let secs = s.details.as_ref().map_or(1, |d| d.retry_after_seconds.max(1));
-            self.limiter.pause_for(Duration::from_secs(u64::from(secs))).await;
+            self.limiter
+                .pause_for(&resource, Duration::from_secs(u64::from(secs)))
+                .await;
         }
         result.map_err(|source| match (&source, write) {
             // A failed `test` is answered 422: the finalizer list changed under us.

@@ -1,20 +1,19 @@
 //! What the engine fault tests share: the `wasmop apiserver` and `wasmop run` processes, the
 //! objects a test makes and the end state the host must bring about ([`Expected`], [`check`]),
-//! and the latency probe (pdb-guard's, from a Deployment to its budget).
+//! (the latency probe is `crate::latency`'s).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
+use crate::latency::deployment;
 use crate::support::{eventually, spawn_wasmop, status_request, wasmop};
 
 pub(super) const REPLICATE_TO: &str = "wasmop.io/replicate-to";
@@ -176,21 +175,6 @@ pub(super) fn source(name: &str, v: &str) -> ConfigMap {
     serde_json::from_value(json!({
         "metadata": {"name": name, "namespace": "default", "annotations": {REPLICATE_TO: TARGETS.join(",")}},
         "data": {"v": v},
-    }))
-    .unwrap()
-}
-
-pub(super) fn deployment(name: &str) -> Deployment {
-    serde_json::from_value(json!({
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "app", "image": "nginx"}]},
-            },
-        },
     }))
     .unwrap()
 }
@@ -395,121 +379,6 @@ pub(super) async fn no_wasmop_finalizer(client: &kube::Client) {
     );
 }
 
-// ---------------------------------------------------------------------------------------------
-// The other plugins' latency
-
-/// Measures pdb-guard's latency: from creating a Deployment (in [`PROBE_NS`]) to seeing its
-/// PodDisruptionBudget on a watch.
-pub(super) struct Probe {
-    pub(super) client: kube::Client,
-    seen: Arc<Mutex<HashMap<String, Instant>>>,
-    task: tokio::task::JoinHandle<()>,
-    next: usize,
-}
-
-impl Probe {
-    pub(super) async fn start(client: &kube::Client) -> Probe {
-        let seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-        let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), PROBE_NS);
-        let seen2 = seen.clone();
-        let task = tokio::spawn(async move {
-            // Without backoff: the probe's own watch ends with the host's (the 410 test) and
-            // must not add its own delay to what it measures.
-            let stream = kube::runtime::watcher(pdbs, Default::default());
-            let mut stream = std::pin::pin!(stream);
-            while let Some(event) = stream.next().await {
-                let at = Instant::now();
-                if let Ok(
-                    kube::runtime::watcher::Event::Apply(p) | kube::runtime::watcher::Event::InitApply(p),
-                ) = event
-                {
-                    let name = p.metadata.name.unwrap_or_default();
-                    seen2.lock().unwrap().entry(name).or_insert(at);
-                }
-            }
-        });
-        Probe {
-            client: client.clone(),
-            seen,
-            task,
-            next: 0,
-        }
-    }
-
-    /// `n` Deployments one after the other, each once the previous one has its budget; the
-    /// latency of each.
-    pub(super) async fn measure(&mut self, n: usize) -> Vec<Duration> {
-        let deps: Api<Deployment> = Api::namespaced(self.client.clone(), PROBE_NS);
-        let mut out = Vec::new();
-        for _ in 0..n {
-            let name = format!("p{}", self.next);
-            self.next += 1;
-            let start = Instant::now();
-            deps.create(&PostParams::default(), &deployment(&name))
-                .await
-                .expect("a probe Deployment");
-            let at = eventually(60, "a probe's budget", || {
-                let at = self.seen.lock().unwrap().get(&name).copied();
-                async move { at }
-            })
-            .await;
-            if at - start > Duration::from_secs(1) {
-                eprintln!(
-                    "probe {name} (sample {} of {n}) took {}",
-                    out.len() + 1,
-                    ms(at - start)
-                );
-            }
-            out.push(at - start);
-        }
-        out
-    }
-
-    /// Deletes the probe's Deployments and waits until their budgets are gone too (collected
-    /// through their owner references), so that a restarted host has none to resync before it
-    /// sees the next probe.
-    pub(super) async fn clear(&self) {
-        let deps: Api<Deployment> = Api::namespaced(self.client.clone(), PROBE_NS);
-        deps.delete_collection(&DeleteParams::default(), &ListParams::default())
-            .await
-            .expect("the probe's Deployments deleted");
-        let pdbs: Api<PodDisruptionBudget> = Api::namespaced(self.client.clone(), PROBE_NS);
-        eventually(30, "the probe's budgets to be collected", || async {
-            names(&pdbs).await.is_empty().then_some(())
-        })
-        .await;
-    }
-}
-
-impl Drop for Probe {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Latency samples per phase (below 100 the 99th percentile is the slowest of them).
-pub(super) const SAMPLES: usize = 60;
-
-/// The target: the other plugins' p99 within 1.5x of the baseline measured in the same
-/// test. Checked with a 1 s floor: on a 2-core machine running the whole suite in parallel (CI),
-/// a baseline of 50–150 ms varies by more than half between runs; the floor still catches a
-/// plugin left waiting for a watch backoff or a whole backlog (1–2 s before the fixes these tests
-/// brought). The figures of each run are printed, and recorded in docs/reliability.md.
-pub(super) fn within_target(baseline: Duration, fault: Duration) -> bool {
-    fault <= baseline.mul_f64(1.5).max(Duration::from_secs(1))
-}
-
-/// The 99th percentile (nearest rank).
-pub(super) fn p99(samples: &[Duration]) -> Duration {
-    let mut s = samples.to_vec();
-    s.sort();
-    s[(s.len() * 99).div_ceil(100) - 1]
-}
-
-pub(super) fn ms(d: Duration) -> String {
-    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
-}
-
 /// The names of the objects of `api`.
 pub(super) async fn names<K>(api: &Api<K>) -> BTreeSet<String>
 where
@@ -529,31 +398,6 @@ pub(super) async fn one_budget_per_probe(client: &kube::Client) {
     let deps = names(&Api::<Deployment>::namespaced(client.clone(), PROBE_NS)).await;
     let pdbs = names(&Api::<PodDisruptionBudget>::namespaced(client.clone(), PROBE_NS)).await;
     assert_eq!(pdbs, deps, "one budget per Deployment");
-}
-
-/// The latency figures of a baseline and of the fault, and whether the fault's p99 is within 1.5x.
-pub(super) fn compare(what: &str, baseline: &[Duration], fault: &[Duration]) -> (Duration, Duration) {
-    let (b, f) = (p99(baseline), p99(fault));
-    let slowest = |s: &[Duration]| {
-        let mut s = s.to_vec();
-        s.sort();
-        s.iter()
-            .rev()
-            .take(5)
-            .map(|d| ms(*d))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    eprintln!(
-        "{what}: pdb-guard p99 {} under the fault, {} baseline ({:.2}x; {} samples each; slowest {} and {})",
-        ms(f),
-        ms(b),
-        f.as_secs_f64() / b.as_secs_f64(),
-        fault.len(),
-        slowest(fault),
-        slowest(baseline)
-    );
-    (b, f)
 }
 
 /// Replicas (copies) there are now.
