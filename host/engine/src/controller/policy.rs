@@ -1,9 +1,9 @@
 //! What a failed reconcile means for its key. Transient failures (a guest trap or timeout, a 500, a
 //! lost connection) are retried with per-key exponential backoff; a 429 waits for the API server's
-//! Retry-After (the writer has already paused every plugin's writes); a conflict retries soon with
-//! the fresh cached object; a permanent failure (the plugin says so, or the API server answered
-//! 400, 403, 404 or 422, or the plugin asked for undeclared writes) is reported once as a Warning
-//! event on the object and parked: not retried until the object or the plugin changes.
+//! Retry-After (the writer has already paused every plugin's writes of its resource); a conflict
+//! retries soon with the fresh cached object; a permanent failure (the plugin says so, or the API
+//! server answered 400, 403, 404 or 422, or the plugin asked for undeclared writes) is reported once
+//! as a Warning event on the object and parked: not retried until the object or the plugin changes.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
