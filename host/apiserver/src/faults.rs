@@ -332,6 +332,33 @@ mod tests {
         assert_eq!(on.journal().len(), 3, "recording is off again");
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn faults_on_chosen_resources_spare_the_others() {
+        let on = Faults::new(true);
+        on.set(FaultSettings {
+            internal_errors: 1.0,
+            slow_requests: 1.0,
+            slow_latency: Duration::from_millis(200),
+            resources: vec!["configmaps".into()],
+            ..Default::default()
+        });
+        let start = tokio::time::Instant::now();
+        let pdb = "/apis/policy/v1/namespaces/a/poddisruptionbudgets/b";
+        assert!(on.before_request(&http::Method::PATCH, pdb, false).await.is_ok());
+        assert!(
+            on.before_request(&http::Method::GET, "/api/v1", false)
+                .await
+                .is_ok()
+        );
+        assert_eq!(start.elapsed(), Duration::ZERO, "other requests are not slowed");
+        let e = on
+            .before_request(&http::Method::GET, "/api/v1/namespaces/a/configmaps", false)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 500);
+        assert_eq!(start.elapsed(), Duration::from_millis(200));
+    }
+
     #[tokio::test]
     async fn forbidden_verbs_answer_like_rbac() {
         let on = Faults::new(true);
