@@ -225,7 +225,7 @@ async fn expired_watch_history_relists_each_kind_once_and_misses_no_change() {
     }
     one_budget_per_probe(&client).await;
     assert!(host.alive(), "the host crashed");
-    let (b, f) = compare("410", &baseline, &during);
+    let (b, f) = compare("410: pdb-guard", &baseline, &during);
     assert!(
         within_target(b, f),
         "pdb-guard p99 {} under the fault, {} baseline",
@@ -335,7 +335,7 @@ async fn host_sigkilled_in_a_burst_of_500_reconciles_converges_without_duplicate
     no_wasmop_finalizer(&client).await;
     one_budget_per_probe(&client).await;
     assert!(host.alive(), "the host crashed after the restart");
-    let (b, f) = compare("SIGKILL", &baseline, &during);
+    let (b, f) = compare("SIGKILL: pdb-guard", &baseline, &during);
     assert!(
         within_target(b, f),
         "pdb-guard p99 {} while recovering, {} baseline",

@@ -15,7 +15,7 @@ use wasmop_apiserver::FaultSettings;
 use wasmop_apiserver::faults::Seen;
 use wasmop_engine::{PluginSettings, PluginState};
 
-use crate::latency::{Probe, SAMPLES, compare, ms, within_target};
+use crate::latency::{Probe, SAMPLES, compare, ms, under_load, within_target};
 use crate::support::{Host, apply_yaml, databases, eventually, host_args, status_get, try_apply_yaml};
 
 /// How long the faults last: the row's 30 s with `WASMOP_LONG_FAULTS=1`, 8 s otherwise (CI).
@@ -494,18 +494,15 @@ async fn another_plugin_keeps_its_latency_while_one_resource_is_throttled_or_fai
     let mut phase = async |what: &str, faults: FaultSettings| {
         h.t.server.faults().set(faults);
         // Work for the replicator meanwhile: a ConfigMap to copy every 50 ms.
-        let done = std::sync::atomic::AtomicBool::new(false);
-        let churn = async {
-            let mut made = 0;
-            while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                let yaml = format!(
-                    "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {what}{made}, namespace: default, annotations: {{wasmop.io/replicate-to: copies}}}}\ndata: {{v: '1'}}\n"
-                );
-                retrying("a source", || try_apply_yaml(&client, &yaml)).await;
-                made += 1;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            made
+        let made = std::cell::Cell::new(0);
+        let churn = || async {
+            let yaml = format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {what}{}, namespace: default, annotations: {{wasmop.io/replicate-to: copies}}}}\ndata: {{v: '1'}}\n",
+                made.get()
+            );
+            retrying("a source", || try_apply_yaml(&client, &yaml)).await;
+            made.set(made.get() + 1);
+            tokio::time::sleep(Duration::from_millis(50)).await;
         };
         // At least 3 s of samples: the replicator meets the faults (its 429 pauses it for 2 s).
         let measure = async {
@@ -514,10 +511,10 @@ async fn another_plugin_keeps_its_latency_while_one_resource_is_throttled_or_fai
             while started.elapsed() < Duration::from_secs(3) {
                 samples.extend(probe.measure(10).await);
             }
-            done.store(true, std::sync::atomic::Ordering::Relaxed);
             samples
         };
-        let (made, samples) = tokio::join!(churn, measure);
+        let samples = under_load(churn, measure).await;
+        let made = made.get();
         sources += made;
         samples
     };

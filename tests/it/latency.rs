@@ -1,12 +1,15 @@
 //! The other plugins' latency, as the fault tests measure it: pdb-guard's time from creating a
-//! Deployment to its PodDisruptionBudget being stored, sampled one after the other, and the
-//! comparison of a fault's 99th percentile with a baseline measured in the same test.
+//! Deployment to its PodDisruptionBudget being stored ([`Probe`]), or another client's create and
+//! get ([`bystander`]), sampled one after the other, and the comparison of a fault's 99th
+//! percentile with a baseline measured in the same test.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::json;
@@ -123,6 +126,45 @@ impl Drop for Probe {
     }
 }
 
+/// Another client's latency: a create and a get of a fresh ConfigMap in `default` (named `prefix`
+/// and a number), `n` times one after the other.
+pub async fn bystander(client: &kube::Client, prefix: &str, n: usize) -> Vec<Duration> {
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let mut out = Vec::new();
+    for i in 0..n {
+        let name = format!("{prefix}-{i}");
+        let cm: ConfigMap =
+            serde_json::from_value(json!({"metadata": {"name": name}, "data": {"ok": "yes"}})).unwrap();
+        let started = Instant::now();
+        cms.create(&PostParams::default(), &cm)
+            .await
+            .expect("the server keeps serving writes");
+        cms.get(&name).await.expect("the server keeps serving reads");
+        out.push(started.elapsed());
+    }
+    out
+}
+
+/// Runs `load` again and again until `measure` is done; its samples.
+pub async fn under_load<L, F>(mut load: L, measure: impl Future<Output = Vec<Duration>>) -> Vec<Duration>
+where
+    L: FnMut() -> F,
+    F: Future<Output = ()>,
+{
+    let done = AtomicBool::new(false);
+    let looping = async {
+        while !done.load(Ordering::Relaxed) {
+            load().await;
+        }
+    };
+    let sampling = async {
+        let samples = measure.await;
+        done.store(true, Ordering::Relaxed);
+        samples
+    };
+    tokio::join!(looping, sampling).1
+}
+
 /// A Deployment pdb-guard protects (two replicas).
 pub fn deployment(name: &str) -> Deployment {
     serde_json::from_value(json!({
@@ -173,7 +215,7 @@ pub fn compare(what: &str, baseline: &[Duration], fault: &[Duration]) -> (Durati
             .join(", ")
     };
     eprintln!(
-        "{what}: pdb-guard p99 {} under the fault, {} baseline ({:.2}x; {} and {} samples; slowest {} and {})",
+        "{what}: p99 {} under the fault, {} baseline ({:.2}x; {} and {} samples; slowest {} and {})",
         ms(f),
         ms(b),
         f.as_secs_f64() / b.as_secs_f64(),

@@ -202,7 +202,7 @@ async fn another_plugin_keeps_its_latency_while_one_misbehaves() {
     let series = "wasmop_plugin_calls_contained_total{plugin=\"unruly\",cause=\"answer_size\"}";
     let refused = metric(&status_get(h.host.status_addr(), "/metrics").await, series).unwrap_or(0.0);
     eprintln!("{refused} answers over the cap refused while pdb-guard was measured");
-    let (b, f) = compare("misbehaving neighbour", &before, &during);
+    let (b, f) = compare("misbehaving neighbour: pdb-guard", &before, &during);
     assert!(
         within_target(b, f),
         "pdb-guard p99 {} while unruly misbehaved, {} before",
