@@ -118,32 +118,54 @@ async fn keeps_serving(client: &kube::Client, name: &str) {
     );
 }
 
-/// Another client keeps its latency while `hostile` requests keep coming (each call sends
-/// `parallel` of them at once, each on a fresh connection): its create and get, p99 within 1.5x
-/// (`latency::within_target`) of the same measured while as many ordinary requests keep coming the
-/// same way (a get of one ConfigMap). Any client's requests take some of the two cores; what is
-/// checked is that hostile ones cost the others no more than ordinary ones. The figures against
-/// an idle server are printed too.
-async fn others_keep_their_latency<F, Fut>(t: &TestServer, what: &str, parallel: usize, hostile: F)
+/// An ordinary request for [`others_keep_their_latency`]'s baseline: its head, body and the code
+/// it is answered with, sent `parallel` at a time.
+struct Ordinary {
+    head: String,
+    body: Vec<u8>,
+    code: u16,
+    parallel: usize,
+}
+
+impl Ordinary {
+    /// A get of a ConfigMap that exists (made here), `parallel` at a time.
+    async fn get(t: &TestServer, name: &str, parallel: usize) -> Ordinary {
+        let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), "default");
+        let cm: ConfigMap =
+            serde_json::from_value(json!({"metadata": {"name": name}, "data": {"a": "b"}})).unwrap();
+        cms.create(&PostParams::default(), &cm).await.unwrap();
+        Ordinary {
+            head: format!("GET /api/v1/namespaces/default/configmaps/{name} HTTP/1.1"),
+            body: Vec::new(),
+            code: 200,
+            parallel,
+        }
+    }
+}
+
+/// Another client keeps its latency while `hostile` requests keep coming on fresh connections:
+/// its create and get, p99 within 1.5x (`latency::within_target`) of the same measured while
+/// `ordinary` requests of the same size keep coming the same way. Any client's requests take some
+/// of the two cores; what is checked is that hostile input costs the others no more than ordinary
+/// input of its size (no amplification). The figures against an idle server are printed too.
+async fn others_keep_their_latency<F, Fut>(t: &TestServer, what: &str, ordinary: Ordinary, hostile: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
     let (addr, token) = (t.server.addr(), t.server.token().to_string());
-    let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), "default");
-    let reference: ConfigMap =
-        serde_json::from_value(json!({"metadata": {"name": format!("{what}-ref")}, "data": {"a": "b"}}))
-            .unwrap();
-    cms.create(&PostParams::default(), &reference).await.unwrap();
-    let get = format!("GET /api/v1/namespaces/default/configmaps/{what}-ref HTTP/1.1");
-    let ordinary = || async {
-        let gets = (0..parallel).map(|_| raw(addr, &token, &get, b""));
-        for r in futures::future::join_all(gets).await {
-            assert_eq!(r.code, 200);
+    let send_ordinary = || async {
+        let sent = (0..ordinary.parallel).map(|_| raw(addr, &token, &ordinary.head, &ordinary.body));
+        for r in futures::future::join_all(sent).await {
+            assert_eq!(r.code, ordinary.code, "{}", String::from_utf8_lossy(&r.body));
         }
     };
     let idle = bystander(&t.client, &format!("{what}-idle"), SAMPLES).await;
-    let baseline = under_load(ordinary, bystander(&t.client, &format!("{what}-base"), SAMPLES)).await;
+    let baseline = under_load(
+        send_ordinary,
+        bystander(&t.client, &format!("{what}-base"), SAMPLES),
+    )
+    .await;
     let during = under_load(hostile, bystander(&t.client, &format!("{what}-during"), SAMPLES)).await;
     compare(
         &format!("{what}: another client, against an idle server"),
@@ -228,7 +250,8 @@ async fn a_body_over_3_mib_is_refused_with_413_as_kube_apiserver_does() {
     keeps_serving(&t.client, "after-413").await;
     let too_long =
         format!("POST {path} HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 3145729");
-    others_keep_their_latency(&t, "bodies-over-3mib", 1, || async {
+    let ordinary = Ordinary::get(&t, "bodies-ref", 1).await;
+    others_keep_their_latency(&t, "bodies-over-3mib", ordinary, || async {
         assert_eq!(raw(addr, &token, &too_long, b"").await.code, 413);
     })
     .await;
@@ -355,8 +378,15 @@ async fn deep_nesting_and_alias_bombs_are_400_without_a_crash() {
     .await;
     assert_eq!(r.code, 201, "{}", String::from_utf8_lossy(&r.body));
     keeps_serving(&t.client, "after-deep").await;
+    // The ordinary counterpart: a valid ConfigMap of the same size, created as a dry run.
+    let ordinary = Ordinary {
+        head: format!("POST {cm}?dryRun=All HTTP/1.1\r\nContent-Type: application/json"),
+        body: config_map_body("deep-ref", 50_000),
+        code: 201,
+        parallel: 1,
+    };
     let mut next = 0;
-    others_keep_their_latency(&t, "deep-bodies", 1, || {
+    others_keep_their_latency(&t, "deep-bodies", ordinary, || {
         let (request, content_type, body) = &cases[next % cases.len()];
         next += 1;
         let head = format!("{request} HTTP/1.1\r\nContent-Type: {content_type}");
@@ -505,8 +535,15 @@ async fn huge_label_selectors_are_refused_and_large_ones_answered_in_bounded_tim
         list(format!("a+in+({})", vec!["v"; 50 * 1024].join(","))),
         list(format!("a+in+({}", vec!["v"; 30 * 1024].join(","))),
     ];
+    // The ordinary counterpart: a list with a valid selector of 60 KiB (30 000 values).
+    let ordinary = Ordinary {
+        head: list(format!("a+in+({})", vec!["v"; 30 * 1024].join(","))),
+        body: Vec::new(),
+        code: 200,
+        parallel: 1,
+    };
     let mut next = 0;
-    others_keep_their_latency(&t, "huge-selectors", 1, || {
+    others_keep_their_latency(&t, "huge-selectors", ordinary, || {
         let request = &hostile[next % hostile.len()];
         next += 1;
         let token = &token;
@@ -586,7 +623,8 @@ async fn watches_beyond_the_per_client_limit_are_429_and_others_keep_watching() 
     assert_eq!(other.code, 200, "{}", String::from_utf8_lossy(&other.body));
     keeps_serving(&t.client, "after-watches").await;
     let watch = "GET /api/v1/namespaces/default/configmaps?watch=true&resourceVersion=0 HTTP/1.1";
-    others_keep_their_latency(&t, "refused-watches", 16, || async {
+    let ordinary = Ordinary::get(&t, "watches-ref", 16).await;
+    others_keep_their_latency(&t, "refused-watches", ordinary, || async {
         let attempts = (0..16).map(|_| raw(addr, &token, watch, b""));
         for r in futures::future::join_all(attempts).await {
             assert_eq!(r.code, 429);
