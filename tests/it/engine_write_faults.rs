@@ -15,7 +15,7 @@ use wasmop_apiserver::FaultSettings;
 use wasmop_apiserver::faults::Seen;
 use wasmop_engine::{PluginSettings, PluginState};
 
-use crate::latency::{Probe, SAMPLES, compare, ms, under_load, within_target};
+use crate::latency::{Probe, SAMPLES, assert_within_target, under_load};
 use crate::support::{Host, apply_yaml, databases, eventually, host_args, status_get, try_apply_yaml};
 
 /// How long the faults last: the row's 30 s with `WASMOP_LONG_FAULTS=1`, 8 s otherwise (CI).
@@ -580,13 +580,7 @@ async fn another_plugin_keeps_its_latency_while_one_resource_is_throttled_or_fai
         ("429 on ConfigMaps", throttled),
         ("500/latency on ConfigMaps", failing),
     ] {
-        let (b, f) = compare(what, &baseline, &fault);
-        assert!(
-            within_target(b, f),
-            "{what}: pdb-guard p99 {} under the fault, {} baseline",
-            ms(f),
-            ms(b)
-        );
+        assert_within_target(what, &baseline, &fault);
     }
     h.stop().await;
 }
