@@ -362,21 +362,25 @@ async fn a_component_over_the_size_cap_is_refused_before_compiling() {
     eprintln!("size cap: a {} byte component refused in {took:?}", bomb.len());
 }
 
+/// Loads `bomb` as `file` off the executor (compiling blocks) and checks it is refused at a compile
+/// limit; the error and how long the refusal took.
+async fn refused_at_a_limit(rt: &Runtime, file: &'static str, bomb: Vec<u8>) -> (LoadError, Duration) {
+    let started = Instant::now();
+    let rt = rt.clone();
+    let err =
+        tokio::task::spawn_blocking(move || rt.load_bytes(file, &bomb, PluginLimits::default()).unwrap_err())
+            .await
+            .unwrap();
+    let took = started.elapsed();
+    assert!(matches!(err, LoadError::CompileLimit { .. }), "{err}");
+    (err, took)
+}
+
 /// Loads a component slow to compile (9.6 MB: 6.3 s and 270 MB to compile without limits, debug
 /// `wasmop compile`, 2 cores) and checks it is refused at the compile timeout, not compiled in
 /// this process instead (which would take far longer); how long the refusal took.
 async fn slow_bomb_refused_at(rt: &Runtime, timeout: Duration) -> Duration {
-    let bomb = compile_bomb(8000, 200);
-    let started = Instant::now();
-    let rt = rt.clone();
-    let err = tokio::task::spawn_blocking(move || {
-        rt.load_bytes("slow.wasm", &bomb, PluginLimits::default())
-            .unwrap_err()
-    })
-    .await
-    .unwrap();
-    let took = started.elapsed();
-    assert!(matches!(err, LoadError::CompileLimit { .. }), "{err}");
+    let (err, took) = refused_at_a_limit(rt, "slow.wasm", compile_bomb(8000, 200)).await;
     assert_eq!(
         err.to_string(),
         format!(
@@ -460,17 +464,7 @@ async fn a_compile_bomb_is_stopped_at_the_compile_memory_limit() {
         )
         .expect("hello compiles within 256 MiB");
     // One function of 2 million instructions (6 MB): 8.5 s and 1.4 GB to compile without limits.
-    let bomb = compile_bomb(1, 1_000_000);
-    let started = Instant::now();
-    let rt2 = rt.clone();
-    let err = tokio::task::spawn_blocking(move || {
-        rt2.load_bytes("fat.wasm", &bomb, PluginLimits::default())
-            .unwrap_err()
-    })
-    .await
-    .unwrap();
-    let took = started.elapsed();
-    assert!(matches!(err, LoadError::CompileLimit { .. }), "{err}");
+    let (err, took) = refused_at_a_limit(&rt, "fat.wasm", compile_bomb(1, 1_000_000)).await;
     let message = err.to_string();
     assert!(
         message
